@@ -1,0 +1,577 @@
+//! The typed model of `synapsor.runner.json` version 1.
+//!
+//! These types are what the rest of the runner uses *after* [`super::validate`] accepted a
+//! document: deserializing alone checks shapes, not the safety rules. The JSON Schema in
+//! `schemas/synapsor.runner.schema.json` is generated from these types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Synapsor Runner config (synapsor.runner.json)")]
+#[schemars(extend(
+    "if" = {"properties": {"mode": {"const": "read_only"}}, "required": ["mode"]},
+    "then" = {"properties": {"executors": {"maxProperties": 0}}}
+))]
+pub struct RunnerConfig {
+    /// Config schema version; only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// `read_only` exposes only read tools; `shadow` records proposals that are never applied;
+    /// `review` records proposals that a human approves and a privileged component applies.
+    pub mode: Mode,
+    /// Result envelope format returned by tools: `1` (legacy) or `2`. When omitted, `1`, as in
+    /// the original; configs this runner generates write `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_format: Option<ResultFormat>,
+    /// When true (the default), unknown keys anywhere are errors (`UNKNOWN_FIELD`).
+    #[serde(default = "default_true")]
+    pub strict: bool,
+    /// Where the local ledger lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+    /// Source databases by name (names are safe identifiers).
+    #[schemars(extend("minProperties" = 1, "propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 63}))]
+    pub sources: IndexMap<String, Source>,
+    /// The default trusted context: where tenant and principal come from. Never from the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_context: Option<TrustedContext>,
+    /// Named trusted contexts that capabilities can select with `context`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$", "maxLength": 128}))]
+    pub contexts: IndexMap<String, TrustedContext>,
+    /// Named writeback executors that proposal capabilities can select with `executor`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$", "maxLength": 128, "not": {"const": "sql_update"}}))]
+    pub executors: IndexMap<String, Executor>,
+    /// The reviewed capabilities; each becomes one MCP tool.
+    #[schemars(length(min = 1))]
+    pub capabilities: Vec<Capability>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Schema for a JSON scalar (string, number, boolean or null): fixed patch values.
+fn scalar_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": ["string", "number", "boolean", "null"] })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    ReadOnly,
+    Shadow,
+    Review,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ReadOnly => "read_only",
+            Mode::Shadow => "shadow",
+            Mode::Review => "review",
+        }
+    }
+}
+
+/// Result envelope version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "u8", into = "u8")]
+#[schemars(schema_with = "result_format_schema")]
+pub enum ResultFormat {
+    V1,
+    V2,
+}
+
+fn result_format_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "enum": [1, 2]})
+}
+
+impl TryFrom<u8> for ResultFormat {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        match v {
+            1 => Ok(ResultFormat::V1),
+            2 => Ok(ResultFormat::V2),
+            _ => Err(format!("result_format must be 1 or 2, got {v}")),
+        }
+    }
+}
+
+impl From<ResultFormat> for u8 {
+    fn from(v: ResultFormat) -> u8 {
+        match v {
+            ResultFormat::V1 => 1,
+            ResultFormat::V2 => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Storage {
+    /// Path of the SQLite ledger, relative to the working directory. Default `./.synapsor/local.db`.
+    #[schemars(length(min = 1))]
+    pub sqlite_path: String,
+}
+
+/// A source database. Credentials are never inline: only the *name* of an environment variable
+/// holding the URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"engine": {"const": "sqlite"}}, "required": ["engine"]},
+    "then" = {"not": {"required": ["ssl"]}}
+))]
+pub struct Source {
+    pub engine: Engine,
+    /// Environment variable holding the read-only connection URL.
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    pub read_url_env: String,
+    /// Environment variable holding the writer URL used only by guarded writeback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    pub write_url_env: Option<String>,
+    /// Marks the source as never written by direct SQL writeback.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Per-statement timeout for reads, in milliseconds. Default 5000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600000))]
+    pub statement_timeout_ms: Option<u64>,
+    /// TLS for PostgreSQL and MySQL connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl: Option<SslConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Postgres,
+    Mysql,
+    /// A local SQLite file (the embedded engine; used by the demo and for development).
+    Sqlite,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// TLS settings; they override any `sslmode`/`ssl-mode` in the URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SslConfig {
+    pub mode: SslMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Where tenant and principal come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrustedContext {
+    pub provider: ContextProvider,
+    #[serde(default)]
+    pub values: ContextValues,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextProvider {
+    /// Tenant and principal from environment variables of the runner process.
+    Environment,
+    /// Literal values for local development (warning `STATIC_DEV_CONTEXT`).
+    StaticDev,
+    /// Reserved for per-session claims; not supported by the local runner (the validator rejects
+    /// it with `TRUSTED_CONTEXT_UNSUPPORTED`, and the schema leaves it out).
+    #[schemars(skip)]
+    HttpClaims,
+    /// Reserved for the hosted service; not supported by the local runner (as `HttpClaims`).
+    #[schemars(skip)]
+    CloudSession,
+}
+
+impl ContextProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextProvider::Environment => "environment",
+            ContextProvider::StaticDev => "static_dev",
+            ContextProvider::HttpClaims => "http_claims",
+            ContextProvider::CloudSession => "cloud_session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContextValues {
+    /// Literal tenant (static_dev only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub tenant_id: Option<String>,
+    /// Literal principal (static_dev only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub principal: Option<String>,
+    /// Environment variable with the tenant. Default `SYNAPSOR_TENANT_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    pub tenant_id_env: Option<String>,
+    /// Environment variable with the principal. Default `SYNAPSOR_PRINCIPAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    pub principal_env: Option<String>,
+}
+
+/// How an approved proposal is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Executor {
+    /// Guarded single-row UPDATE through the source's writer URL.
+    SqlUpdate {},
+    /// A signed HTTP call to an app-owned handler that performs the write.
+    #[schemars(extend("dependentRequired" = {"signing_key_id": ["signing_secret_env"]}))]
+    HttpHandler {
+        #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+        url_env: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<HttpMethod>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<ExecutorAuth>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+        signing_secret_env: Option<String>,
+        /// Key id sent with the signature so handlers can rotate secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
+        signing_key_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 600000))]
+        timeout_ms: Option<u64>,
+    },
+    /// A local command that reads the request on stdin and writes the receipt on stdout.
+    CommandHandler {
+        #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+        command_env: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 600000))]
+        timeout_ms: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Post,
+    Put,
+    Patch,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecutorAuth {
+    /// `Authorization: Bearer <env[token_env]>`.
+    BearerEnv {
+        #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+        token_env: String,
+    },
+}
+
+/// One reviewed capability: one MCP tool.
+///
+/// The schema encodes the kind split: proposals need `patch`, `allowed_columns` and
+/// `conflict_guard`; reads may not carry any write field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"kind": {"const": "proposal"}}, "required": ["kind"]},
+    "then" = {"required": ["patch", "allowed_columns", "conflict_guard"]},
+    "else" = {"not": {"anyOf": [
+        {"required": ["patch"]}, {"required": ["allowed_columns"]}, {"required": ["numeric_bounds"]},
+        {"required": ["transition_guards"]}, {"required": ["conflict_guard"]},
+        {"required": ["executor"]}, {"required": ["approval"]}
+    ]}}
+))]
+pub struct Capability {
+    /// `namespace.name`, e.g. `billing.inspect_invoice`.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    pub kind: CapabilityKind,
+    /// What the tool does, in business terms; shown to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub description: Option<String>,
+    /// What the result contains; shown to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub returns_hint: Option<String>,
+    /// Name of a configured source.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub source: String,
+    /// Name of a `contexts` entry; the global `trusted_context` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"), length(max = 128))]
+    pub context: Option<String>,
+    /// `sql_update` (default) or the name of an `executors` entry. Proposal capabilities only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.-]*$"), length(max = 128))]
+    pub executor: Option<String>,
+    pub target: Target,
+    /// Model-facing arguments. Reserved names (tenant, principal, identifiers, versions) are refused.
+    #[schemars(extend("minProperties" = 1, "propertyNames" = {
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+        "maxLength": 63,
+        "not": {"enum": crate::config::validate::RESERVED_ARG_NAMES}
+    }))]
+    pub args: IndexMap<String, ArgSpec>,
+    pub lookup: Lookup,
+    /// The only columns returned to the model.
+    #[schemars(
+        length(min = 1),
+        inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))
+    )]
+    #[schemars(extend("uniqueItems" = true))]
+    pub visible_columns: Vec<String>,
+    /// Evidence is always recorded; `required` is the only meaningful value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidencePolicy>,
+    /// Rows a read may return. Reads are by primary key, so only `1` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1))]
+    pub max_rows: Option<u32>,
+    /// Proposal: the exact change, column by column.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("minProperties" = 1, "propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 63}))]
+    pub patch: IndexMap<String, PatchBinding>,
+    /// Proposal: the only columns writeback may change (never the primary or tenant key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(min = 1),
+        inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))
+    )]
+    #[schemars(extend("uniqueItems" = true))]
+    pub allowed_columns: Vec<String>,
+    /// Proposal: inclusive numeric bounds for patched columns.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 63}))]
+    pub numeric_bounds: IndexMap<String, NumericBound>,
+    /// Proposal: allowed state transitions for patched status columns.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 63}))]
+    pub transition_guards: IndexMap<String, TransitionGuard>,
+    /// Proposal: the version column compared at apply time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_guard: Option<ConflictGuard>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
+    /// Acknowledges `target.single_tenant_dev` and silences its warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_tenant_dev_ack: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapabilityKind {
+    Read,
+    Proposal,
+}
+
+impl CapabilityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapabilityKind::Read => "read",
+            CapabilityKind::Proposal => "proposal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidencePolicy {
+    Required,
+    Optional,
+}
+
+/// The one table a capability reads (and proposes changes to).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"single_tenant_dev": {"const": true}}, "required": ["single_tenant_dev"]},
+    "then" = {"not": {"required": ["tenant_key"]}},
+    "else" = {"required": ["tenant_key"]}
+))]
+pub struct Target {
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub schema: String,
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub table: String,
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub primary_key: String,
+    /// The tenant column; required unless `single_tenant_dev` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub tenant_key: Option<String>,
+    /// Development only: no tenant column (warning `SINGLE_TENANT_DEV_EXCEPTION`).
+    #[serde(default)]
+    pub single_tenant_dev: bool,
+}
+
+/// One model-facing argument. The schema ties `max_length` to strings, `minimum`/`maximum` to
+/// numbers, and `enum` members to the argument's type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("allOf" = [
+    {
+        "if": {"properties": {"type": {"const": "string"}}, "required": ["type"]},
+        "then": {"properties": {"enum": {"items": {"type": "string"}}}},
+        "else": {"not": {"required": ["max_length"]}}
+    },
+    {
+        "if": {"properties": {"type": {"const": "number"}}, "required": ["type"]},
+        "then": {"properties": {"enum": {"items": {"type": "number"}}}},
+        "else": {"not": {"anyOf": [{"required": ["minimum"]}, {"required": ["maximum"]}]}}
+    },
+    {
+        "if": {"properties": {"type": {"const": "boolean"}}, "required": ["type"]},
+        "then": {"properties": {"enum": {"items": {"type": "boolean"}}}}
+    }
+]))]
+pub struct ArgSpec {
+    #[serde(rename = "type")]
+    pub arg_type: ArgType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub description: Option<String>,
+    /// Default true.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// Strings: maximum length in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_length: Option<u64>,
+    /// Numbers: inclusive minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// Numbers: inclusive maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    /// The only allowed values: scalars of the argument's type.
+    #[serde(default, rename = "enum", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("items" = {"type": ["string", "number", "boolean"]}, "uniqueItems" = true))]
+    pub allowed: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgType {
+    String,
+    Number,
+    Boolean,
+}
+
+impl ArgType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgType::String => "string",
+            ArgType::Number => "number",
+            ArgType::Boolean => "boolean",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Lookup {
+    /// The argument that holds the primary key value.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub id_from_arg: String,
+}
+
+/// A patch column's value: a reviewed constant or a model argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PatchBinding {
+    /// A reviewed constant: a string, number, boolean or null.
+    Fixed {
+        #[schemars(schema_with = "scalar_schema")]
+        fixed: Value,
+    },
+    /// The value of a model argument.
+    FromArg {
+        #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+        from_arg: String,
+    },
+}
+
+/// Inclusive bounds; at least one side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minProperties" = 1))]
+pub struct NumericBound {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TransitionGuard {
+    /// Column holding the current state; the patched column itself when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub from_column: Option<String>,
+    /// `from state -> [allowed to states]`.
+    #[schemars(extend(
+        "minProperties" = 1,
+        "propertyNames" = {"minLength": 1},
+        "additionalProperties" = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+    ))]
+    pub allowed: IndexMap<String, Vec<String>>,
+}
+
+/// A version column, or an explicit acknowledgement of the weaker row-hash guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    {"required": ["column"]},
+    {"required": ["weak_guard_ack"], "properties": {"weak_guard_ack": {"const": true}}}
+]))]
+pub struct ConflictGuard {
+    /// Version column (e.g. `updated_at`, `version`) compared at apply time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub column: Option<String>,
+    /// Accept a weaker guard: a hash of the whole row as read (no version column).
+    #[serde(default)]
+    pub weak_guard_ack: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalPolicy {
+    /// `human` (default) or `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ApprovalMode>,
+    /// In Kubernetes mode the approver needs this RBAC role; local approvals are not role-checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub required_role: Option<String>,
+    /// Distinct approvers needed before apply. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub required_approvals: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    Human,
+    Policy,
+}

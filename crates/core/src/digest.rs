@@ -1,0 +1,79 @@
+//! Canonical JSON and SHA-256 digests.
+//!
+//! Canonical form: object keys sorted by their UTF-8 bytes, no insignificant whitespace, numbers
+//! and strings as serde_json writes them. Digests of change sets must not depend on key order
+//! (the original hit `SET_DIGEST_MISMATCH` from reordered keys).
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The canonical serialization of `v`.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `sha256:<hex>` of the canonical JSON of `v`.
+pub fn digest_value(v: &Value) -> String {
+    format!("sha256:{}", sha256_hex(canonical_json(v).as_bytes()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_order_does_not_change_the_digest() {
+        let a = json!({"b": 1, "a": {"y": [1, 2], "x": "s"}});
+        let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
+        assert_eq!(digest_value(&a), digest_value(&b));
+        assert_ne!(
+            digest_value(&a),
+            digest_value(&json!({"b": 2, "a": {"y": [1, 2], "x": "s"}}))
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(canonical_json(&json!({"k\"": "v\n"})), r#"{"k\"":"v\n"}"#);
+    }
+}

@@ -1,0 +1,25 @@
+//! Pure core of Synapsor Runner.
+//!
+//! What it is: the config model and its validator, identifier rules, compiled capabilities
+//! (argument checking, read plans, patch building, guards), change sets and their canonical
+//! digests, result envelopes, stable error codes, the proposal state machine and secret checks.
+//!
+//! What it is not: it does no IO. No tokio, no database drivers, no files, no clock or random ids
+//! (callers pass time and ids in), so everything here is deterministic and unit-testable.
+
+pub mod capability;
+pub mod changeset;
+pub mod config;
+pub mod digest;
+pub mod envelope;
+pub mod error;
+pub mod ident;
+pub mod secrets;
+pub mod state;
+pub mod time;
+pub mod tools;
+
+pub use capability::{Capability, TrustedContext};
+pub use changeset::ChangeSet;
+pub use error::{SafeCode, ToolCode, ToolError};
+pub use state::ProposalState;

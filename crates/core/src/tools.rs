@@ -1,0 +1,1 @@
+//! How capabilities appear to a model as tools (being written).

@@ -1,0 +1,1283 @@
+//! [`LedgerStore`]: the synchronous SQLite ledger over one connection.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so checks
+//! made inside the transaction (is it still pending? is this digest already open?) cannot be
+//! invalidated by another writer before the transaction commits, and a busy store waits
+//! `busy_timeout` instead of failing half-way.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::{Map, Value, json};
+use synapsor_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use synapsor_core::{ChangeSet, ProposalState};
+
+use crate::error::{LedgerError, Result};
+use crate::records::{
+    ApprovalRecord, EventRecord, EvidenceBundle, EvidenceRecord, ProposalFilter, ProposalInsert, ProposalRecord,
+    ProposalSummary, PruneReport, QueryAuditRecord, ReceiptRecord, Replay, StoreStats,
+};
+use crate::schema;
+
+/// How long a statement waits for another connection's write lock before `STORE_UNAVAILABLE`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Default and maximum page sizes of listings.
+pub const DEFAULT_LIST_LIMIT: u32 = 50;
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// Receipt statuses a writeback may report.
+pub const RECEIPT_STATUSES: [&str; 4] = ["applied", "already_applied", "conflict", "failed"];
+
+/// The SQLite ledger. Synchronous: use [`crate::Ledger`] from async code.
+pub struct LedgerStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for LedgerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LedgerStore {
+    /// Opens the store at `path`, creating it (and missing parent folders, owner-only) if needed,
+    /// and migrates it to the current schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_inner(path.as_ref(), true)
+    }
+
+    /// Opens an existing store; `STORE_NOT_FOUND` when the file does not exist. For commands that
+    /// only look at a store and should not leave an empty one behind.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_inner(path.as_ref(), false)
+    }
+
+    fn open_inner(path: &Path, create: bool) -> Result<Self> {
+        if create {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_private_dir(parent)?;
+            }
+            create_private_file(path)?;
+        } else {
+            match std::fs::metadata(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(LedgerError::StoreNotFound {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) => return Err(LedgerError::io("could not inspect", path, &e)),
+            }
+        }
+        // The file exists now, so no CREATE flag: a store removed meanwhile is an error rather
+        // than a silently recreated empty store.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers (CLI `proposals list`, `replay`) never block the server's writer and vice
+        // versa, and a commit is one append to the -wal file.
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::unavailable(format!(
+                "the store could not switch to WAL journal mode (got {mode})"
+            )));
+        }
+        // In WAL mode, NORMAL syncs the WAL only at checkpoints, not at every commit. A committed
+        // transaction is already written to the -wal file (in the OS page cache) when COMMIT
+        // returns, so it survives the process dying in any way, including kill -9; only an OS
+        // crash or power loss can lose the last few commits, and never corrupts the store.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(LedgerStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The store's schema version (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64> {
+        schema::user_version(&self.conn)
+    }
+
+    fn immediate(&mut self) -> Result<Transaction<'_>> {
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    // ---------------------------------------------------------------- reads and proposals
+
+    /// Records the evidence and query audit of one read, in one transaction. The audit row is
+    /// linked to the evidence bundle; when the evidence names a proposal it must exist.
+    pub fn record_read(&mut self, evidence: &EvidenceRecord, audit: &QueryAuditRecord) -> Result<()> {
+        validate_evidence(evidence)?;
+        validate_audit(audit)?;
+        let audit = link_audit(audit, evidence, evidence.proposal_id.as_deref())?;
+        reject_secrets("evidence", &to_json(evidence)?)?;
+        reject_secrets("query audit", &to_json(&audit)?)?;
+        let tx = self.immediate()?;
+        if let Some(pid) = &evidence.proposal_id {
+            require_proposal(&tx, pid)?;
+        }
+        insert_evidence(&tx, evidence)?;
+        insert_audit(&tx, &audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a query audit row on its own, for queries that found no row or failed. A named
+    /// evidence bundle or proposal must exist.
+    pub fn record_query_audit(&mut self, audit: &QueryAuditRecord) -> Result<()> {
+        validate_audit(audit)?;
+        reject_secrets("query audit", &to_json(audit)?)?;
+        let tx = self.immediate()?;
+        if let Some(eid) = &audit.evidence_bundle_id {
+            let found: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
+                    [eid],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found.is_none() {
+                return Err(LedgerError::EvidenceNotFound { id: eid.clone() });
+            }
+        }
+        if let Some(pid) = &audit.proposal_id {
+            require_proposal(&tx, pid)?;
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a proposal with the evidence and query audit of the read behind it, in one
+    /// transaction.
+    ///
+    /// - A change set whose digest does not match its content is refused (`INVALID_INPUT`).
+    /// - When a proposal with the same digest is open (`pending_review` or `shadow`), nothing new
+    ///   is created: the evidence and audit are linked to that proposal, a
+    ///   `proposal_requested_again` event is appended and `Existing` is returned.
+    /// - Otherwise the proposal is stored as `pending_review` (`shadow` for shadow mode) with
+    ///   `proposal_created` and `evidence_recorded` events. If its id is taken (deterministic ids
+    ///   repeat once the earlier proposal is closed) `-2`, `-3`, ... is appended; the final id is
+    ///   written into the stored change set (ids are not part of the digest).
+    ///
+    /// The evidence and audit rows are always linked to the final proposal id, whatever
+    /// `proposal_id` they carried.
+    pub fn record_proposal(
+        &mut self,
+        evidence: &EvidenceRecord,
+        audit: &QueryAuditRecord,
+        cs: &ChangeSet,
+    ) -> Result<ProposalInsert> {
+        validate_change_set(cs)?;
+        validate_evidence(evidence)?;
+        validate_audit(audit)?;
+        if evidence.tenant_id != cs.scope.tenant_id || audit.tenant_id != cs.scope.tenant_id {
+            return Err(LedgerError::InvalidInput(
+                "the evidence and query audit must belong to the proposal's tenant".into(),
+            ));
+        }
+        // Link to the base id for the secret scan; the final id is set below.
+        let audit = link_audit(audit, evidence, None)?;
+        reject_secrets("change set", &to_json(cs)?)?;
+        reject_secrets("evidence", &to_json(evidence)?)?;
+        reject_secrets("query audit", &to_json(&audit)?)?;
+
+        let tx = self.immediate()?;
+        let open: Option<String> = tx
+            .query_row(
+                "SELECT proposal_id FROM proposals
+                 WHERE digest = ?1 AND state IN ('pending_review', 'shadow')
+                 ORDER BY created_at, rowid LIMIT 1",
+                [&cs.digest],
+                |r| r.get(0),
+            )
+            .optional()?;
+
+        if let Some(existing_id) = open {
+            let record = load_verified(&tx, &existing_id)?;
+            let evidence = EvidenceRecord {
+                proposal_id: Some(existing_id.clone()),
+                ..evidence.clone()
+            };
+            let audit = QueryAuditRecord {
+                proposal_id: Some(existing_id.clone()),
+                ..audit
+            };
+            insert_evidence(&tx, &evidence)?;
+            insert_audit(&tx, &audit)?;
+            insert_event(
+                &tx,
+                &existing_id,
+                "proposal_requested_again",
+                &cs.principal.id,
+                &json!({
+                    "digest": cs.digest,
+                    "evidence_bundle_id": evidence.evidence_bundle_id,
+                    "item_count": evidence.items.len(),
+                }),
+                &evidence.created_at,
+            )?;
+            tx.commit()?;
+            return Ok(ProposalInsert::Existing(Box::new(record)));
+        }
+
+        let final_id = free_proposal_id(&tx, &cs.proposal_id)?;
+        let mut cs = cs.clone();
+        cs.proposal_id = final_id.clone();
+        let state = if cs.mode == "shadow" {
+            ProposalState::Shadow
+        } else {
+            ProposalState::PendingReview
+        };
+        let cs_json = serde_json::to_string(&cs)
+            .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
+        tx.execute(
+            "INSERT INTO proposals (proposal_id, digest, state, capability, tenant_id, principal,
+                 object_id, business_object, mode, change_set_json, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            params![
+                final_id,
+                cs.digest,
+                state.as_str(),
+                cs.action,
+                cs.scope.tenant_id,
+                cs.principal.id,
+                cs.scope.object_id,
+                cs.scope.business_object,
+                cs.mode,
+                cs_json,
+                cs.created_at,
+            ],
+        )?;
+        insert_event(
+            &tx,
+            &final_id,
+            "proposal_created",
+            &cs.principal.id,
+            &json!({"digest": cs.digest, "mode": cs.mode}),
+            &cs.created_at,
+        )?;
+        let evidence = EvidenceRecord {
+            proposal_id: Some(final_id.clone()),
+            ..evidence.clone()
+        };
+        let audit = QueryAuditRecord {
+            proposal_id: Some(final_id.clone()),
+            ..audit
+        };
+        insert_evidence(&tx, &evidence)?;
+        insert_audit(&tx, &audit)?;
+        insert_event(
+            &tx,
+            &final_id,
+            "evidence_recorded",
+            "runner",
+            &json!({
+                "evidence_bundle_id": evidence.evidence_bundle_id,
+                "item_count": evidence.items.len(),
+            }),
+            &evidence.created_at,
+        )?;
+        tx.commit()?;
+        let created_at = cs.created_at.clone();
+        Ok(ProposalInsert::Created(Box::new(ProposalRecord {
+            change_set: cs,
+            state,
+            updated_at: created_at.clone(),
+            created_at,
+            approvals: Vec::new(),
+        })))
+    }
+
+    /// One proposal by id, or the most recently created one for `latest`. Fails with
+    /// `PROPOSAL_DIGEST_MISMATCH` when the stored change set no longer matches its digest.
+    pub fn get_proposal(&self, id_or_latest: &str) -> Result<ProposalRecord> {
+        let id = resolve_id(&self.conn, id_or_latest)?;
+        load_verified(&self.conn, &id)
+    }
+
+    /// Proposals matching `filter`, newest first (default limit 50).
+    pub fn list_proposals(&self, filter: &ProposalFilter) -> Result<Vec<ProposalSummary>> {
+        use rusqlite::types::Value as Sql;
+        let mut sql = String::from(
+            "SELECT proposal_id, state, capability, tenant_id, principal, business_object, object_id,
+                    digest, created_at
+             FROM proposals WHERE 1 = 1",
+        );
+        let mut args: Vec<Sql> = Vec::new();
+        if let Some(state) = filter.state {
+            args.push(Sql::Text(state.as_str().into()));
+            sql.push_str(&format!(" AND state = ?{}", args.len()));
+        }
+        if let Some(t) = &filter.tenant_id {
+            args.push(Sql::Text(t.clone()));
+            sql.push_str(&format!(" AND tenant_id = ?{}", args.len()));
+        }
+        if let Some(c) = &filter.capability {
+            args.push(Sql::Text(c.clone()));
+            sql.push_str(&format!(" AND capability = ?{}", args.len()));
+        }
+        let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+        args.push(Sql::Integer(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY created_at DESC, rowid DESC LIMIT ?{}", args.len()));
+
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(
+                |(id, state, capability, tenant_id, principal, bo, oid, digest, created_at)| {
+                    Ok(ProposalSummary {
+                        state: parse_state(&id, &state)?,
+                        proposal_id: id,
+                        capability,
+                        tenant_id,
+                        principal,
+                        object: format!("{bo}:{oid}"),
+                        digest,
+                        created_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- decisions and state
+
+    /// Approves a pending proposal, bound to the digest the approver reviewed.
+    ///
+    /// Refuses: a proposal not in `pending_review` (`INVALID_TRANSITION`), a digest other than
+    /// the stored one (`DIGEST_MISMATCH`), the proposing principal (`SELF_APPROVAL_FORBIDDEN`,
+    /// compared trimmed and case-insensitively) and a second approval by the same approver
+    /// (`ALREADY_DECIDED`). The proposal becomes `approved` once it has
+    /// `approval.required_approvals` distinct approvers, else it stays pending. `id` is an exact
+    /// id: resolve `latest` with [`get_proposal`](Self::get_proposal) and pass its digest.
+    pub fn approve(
+        &mut self,
+        id: &str,
+        expected_digest: &str,
+        approver: &str,
+        reason: Option<&str>,
+        now: &str,
+    ) -> Result<ProposalRecord> {
+        check_ts("now", now)?;
+        let approver = non_empty("approver", approver)?;
+        if let Some(r) = reason {
+            reject_secrets("approval reason", &Value::String(r.to_owned()))?;
+        }
+        let tx = self.immediate()?;
+        let rec = load_verified(&tx, id)?;
+        let id = rec.change_set.proposal_id.clone();
+        if rec.state != ProposalState::PendingReview {
+            return Err(LedgerError::InvalidTransition {
+                id,
+                current: rec.state,
+                requested: ProposalState::Approved,
+                expected: None,
+            });
+        }
+        let digest = rec.change_set.digest.clone();
+        if expected_digest != digest {
+            return Err(LedgerError::DigestMismatch {
+                id,
+                expected: expected_digest.to_owned(),
+                actual: digest,
+            });
+        }
+        if same_person(approver, &rec.change_set.principal.id) {
+            return Err(LedgerError::SelfApprovalForbidden {
+                id,
+                approver: approver.to_owned(),
+            });
+        }
+        let mut approvers: Vec<&str> = Vec::new();
+        for a in rec
+            .approvals
+            .iter()
+            .filter(|a| a.decision == "approved" && a.digest == digest)
+        {
+            if !approvers.iter().any(|p| same_person(p, &a.approver)) {
+                approvers.push(&a.approver);
+            }
+        }
+        if approvers.iter().any(|p| same_person(p, approver)) {
+            return Err(LedgerError::AlreadyDecided {
+                id,
+                approver: approver.to_owned(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
+             VALUES (?1, ?2, 'approved', ?3, ?4, ?5)",
+            params![id, approver, digest, reason, now],
+        )?;
+        let approvals = approvers.len() + 1;
+        let required = rec.change_set.approval.required_approvals.max(1) as usize;
+        insert_event(
+            &tx,
+            &id,
+            "proposal_approved",
+            approver,
+            &json!({"digest": digest, "approvals": approvals, "required": required, "reason": reason}),
+            now,
+        )?;
+        if approvals >= required {
+            set_state(&tx, &id, ProposalState::PendingReview, ProposalState::Approved, now)?;
+            insert_event(
+                &tx,
+                &id,
+                "proposal_state_changed",
+                approver,
+                &json!({"from": "pending_review", "to": "approved", "approvals": approvals, "required": required}),
+                now,
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE proposals SET updated_at = ?2 WHERE proposal_id = ?1",
+                params![id, now],
+            )?;
+        }
+        let out = load_verified(&tx, &id)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Rejects a proposal (from `pending_review`, `approved`, `shadow` or `failed`); a reason is
+    /// required. A proposal whose digest check fails can still be rejected. `id` is exact.
+    pub fn reject(&mut self, id: &str, approver: &str, reason: &str, now: &str) -> Result<ProposalRecord> {
+        check_ts("now", now)?;
+        let approver = non_empty("approver", approver)?;
+        let reason = non_empty("reason", reason)?;
+        reject_secrets("rejection reason", &Value::String(reason.to_owned()))?;
+        let tx = self.immediate()?;
+        let (rec, _) = load(&tx, id)?;
+        let id = rec.change_set.proposal_id.clone();
+        let from = rec.state;
+        if !from.can_move_to(ProposalState::Rejected) {
+            return Err(LedgerError::InvalidTransition {
+                id,
+                current: from,
+                requested: ProposalState::Rejected,
+                expected: None,
+            });
+        }
+        let digest: String = tx.query_row("SELECT digest FROM proposals WHERE proposal_id = ?1", [&id], |r| {
+            r.get(0)
+        })?;
+        tx.execute(
+            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
+             VALUES (?1, ?2, 'rejected', ?3, ?4, ?5)",
+            params![id, approver, digest, reason, now],
+        )?;
+        set_state(&tx, &id, from, ProposalState::Rejected, now)?;
+        insert_event(
+            &tx,
+            &id,
+            "proposal_rejected",
+            approver,
+            &json!({"digest": digest, "reason": reason, "from": from.as_str(), "to": "rejected"}),
+            now,
+        )?;
+        let (out, _) = load(&tx, &id)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Compare-and-set state change `from -> to`, with a `proposal_state_changed` event whose
+    /// payload is `payload` (an object or null) plus `from` and `to`.
+    ///
+    /// `INVALID_TRANSITION` when the state machine forbids `from -> to` or the proposal is not in
+    /// `from` (someone else moved it). Moving to `approved` is only possible through
+    /// [`approve`](Self::approve) (`INVALID_INPUT`). Moving to `applying` re-checks the digest.
+    pub fn transition(
+        &mut self,
+        id: &str,
+        from: ProposalState,
+        to: ProposalState,
+        actor: &str,
+        payload: Value,
+        now: &str,
+    ) -> Result<()> {
+        check_ts("now", now)?;
+        let actor = non_empty("actor", actor)?;
+        if to == ProposalState::Approved {
+            return Err(LedgerError::InvalidInput(
+                "a proposal becomes approved only through an approval".into(),
+            ));
+        }
+        let mut payload = match payload {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => {
+                return Err(LedgerError::InvalidInput(
+                    "a transition payload must be a JSON object".into(),
+                ));
+            }
+        };
+        payload.insert("from".into(), Value::String(from.as_str().into()));
+        payload.insert("to".into(), Value::String(to.as_str().into()));
+        let payload = Value::Object(payload);
+        reject_secrets("event payload", &payload)?;
+
+        let tx = self.immediate()?;
+        let (rec, intact) = load(&tx, id)?;
+        let id = rec.change_set.proposal_id.clone();
+        if rec.state != from {
+            return Err(LedgerError::InvalidTransition {
+                id,
+                current: rec.state,
+                requested: to,
+                expected: Some(from),
+            });
+        }
+        if !from.can_move_to(to) {
+            return Err(LedgerError::InvalidTransition {
+                id,
+                current: rec.state,
+                requested: to,
+                expected: None,
+            });
+        }
+        if to == ProposalState::Applying && !intact {
+            return Err(LedgerError::ProposalDigestMismatch { id });
+        }
+        set_state(&tx, &id, from, to, now)?;
+        insert_event(&tx, &id, "proposal_state_changed", actor, &payload, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- receipts
+
+    /// Records a writeback receipt once per `(proposal_id, idempotency_key)`; returns whether it
+    /// was new. A new receipt appends a `writeback_<status>` event. Does not change the state:
+    /// the applier moves the state with [`transition`](Self::transition).
+    pub fn record_receipt(&mut self, receipt: &ReceiptRecord) -> Result<bool> {
+        check_ts("created_at", &receipt.created_at)?;
+        non_empty("idempotency_key", &receipt.idempotency_key)?;
+        if !RECEIPT_STATUSES.contains(&receipt.status.as_str()) {
+            return Err(LedgerError::InvalidInput(format!(
+                "receipt status must be one of {}",
+                RECEIPT_STATUSES.join(", ")
+            )));
+        }
+        reject_secrets("receipt", &to_json(receipt)?)?;
+        let receipt_json = serde_json::to_string(&receipt.receipt)
+            .map_err(|_| LedgerError::InvalidInput("the receipt could not be encoded".into()))?;
+        let tx = self.immediate()?;
+        require_proposal(&tx, &receipt.proposal_id)?;
+        let inserted = tx.execute(
+            "INSERT INTO receipts (proposal_id, idempotency_key, status, rows_affected, safe_error_code,
+                 receipt_json, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (proposal_id, idempotency_key) DO NOTHING",
+            params![
+                receipt.proposal_id,
+                receipt.idempotency_key,
+                receipt.status,
+                receipt.rows_affected,
+                receipt.safe_error_code,
+                receipt_json,
+                receipt.created_at,
+            ],
+        )? == 1;
+        if inserted {
+            insert_event(
+                &tx,
+                &receipt.proposal_id,
+                &format!("writeback_{}", receipt.status),
+                "runner",
+                &json!({
+                    "idempotency_key": receipt.idempotency_key,
+                    "status": receipt.status,
+                    "rows_affected": receipt.rows_affected,
+                    "safe_error_code": receipt.safe_error_code,
+                }),
+                &receipt.created_at,
+            )?;
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    /// The receipts of a proposal, oldest first.
+    pub fn receipts_for(&self, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
+        require_proposal(&self.conn, proposal_id)?;
+        receipts(&self.conn, proposal_id)
+    }
+
+    // ---------------------------------------------------------------- evidence, replay, events
+
+    /// One evidence bundle with its query audit rows.
+    pub fn evidence(&self, evidence_bundle_id: &str) -> Result<EvidenceBundle> {
+        let mut bundles = evidence_where(&self.conn, "evidence_bundle_id = ?1", evidence_bundle_id)?;
+        match bundles.pop() {
+            Some(b) => Ok(b),
+            None => Err(LedgerError::EvidenceNotFound {
+                id: evidence_bundle_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Everything recorded about one proposal (`latest` accepted): the proposal, its events in
+    /// order, its evidence bundles with their audit rows, and its receipts.
+    ///
+    /// Unlike [`get_proposal`](Self::get_proposal), a failed digest check does not fail the
+    /// replay: it is reported as `digest_verified: false`, because a replay is how a person
+    /// inspects exactly such a proposal.
+    pub fn replay(&self, id_or_latest: &str) -> Result<Replay> {
+        let id = resolve_id(&self.conn, id_or_latest)?;
+        let (proposal, digest_verified) = load(&self.conn, &id)?;
+        Ok(Replay {
+            replay_id: format!("replay_{id}"),
+            events: events_where(&self.conn, "proposal_id = ?1", &[&id as &dyn rusqlite::ToSql], u32::MAX)?,
+            evidence: evidence_where(&self.conn, "proposal_id = ?1", &id)?,
+            receipts: receipts(&self.conn, &id)?,
+            proposal,
+            digest_verified,
+        })
+    }
+
+    /// Events with `event_id > after_event_id`, oldest first, optionally of one kind. Event ids
+    /// only grow (AUTOINCREMENT: never reused, even after prune), so a poller keeps the last id
+    /// it saw as its cursor.
+    pub fn events_after(&self, after_event_id: i64, kind: Option<&str>, limit: u32) -> Result<Vec<EventRecord>> {
+        match kind {
+            Some(k) => events_where(
+                &self.conn,
+                "event_id > ?1 AND kind = ?2",
+                &[&after_event_id as &dyn rusqlite::ToSql, &k],
+                limit,
+            ),
+            None => events_where(
+                &self.conn,
+                "event_id > ?1",
+                &[&after_event_id as &dyn rusqlite::ToSql],
+                limit,
+            ),
+        }
+    }
+
+    /// The newest event id, 0 when there is none.
+    pub fn last_event_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(event_id), 0) FROM proposal_events", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    // ---------------------------------------------------------------- maintenance
+
+    pub fn stats(&self) -> Result<StoreStats> {
+        let count = |table: &str| -> Result<i64> {
+            Ok(self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        };
+        let mut by_state = std::collections::BTreeMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT state, COUNT(*) FROM proposals GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (state, n) = row?;
+                by_state.insert(state, n);
+            }
+        }
+        let page_count: i64 = self.conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let page_size: i64 = self.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok(StoreStats {
+            path: self.path.display().to_string(),
+            schema_version: self.schema_version()?,
+            proposals: count("proposals")?,
+            proposals_by_state: by_state,
+            proposal_events: count("proposal_events")?,
+            approvals: count("approvals")?,
+            evidence_bundles: count("evidence_bundles")?,
+            query_audit: count("query_audit")?,
+            receipts: count("receipts")?,
+            page_count,
+            page_size,
+            approx_bytes: page_count.saturating_mul(page_size),
+        })
+    }
+
+    /// Rebuilds the database file to return free pages to the OS, then truncates the WAL.
+    pub fn vacuum(&mut self) -> Result<()> {
+        self.conn.execute_batch("VACUUM")?;
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Deletes what is older than `cutoff` and finished: proposals in a terminal state
+    /// (`rejected`, `applied`, `conflict`, `expired`) created before `cutoff`, with their events,
+    /// approvals, receipts, evidence bundles and audit rows; and evidence bundles and audit rows
+    /// not linked to any proposal created before `cutoff`. Open proposals (`pending_review`,
+    /// `shadow`, `approved`, `applying`, `failed`) and everything linked to them are never
+    /// touched. With `dry_run` the same deletes run and are rolled back, so the counts are exact.
+    pub fn prune(&mut self, cutoff: &str, dry_run: bool) -> Result<PruneReport> {
+        check_ts("cutoff", cutoff)?;
+        let terminal = ProposalState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let doomed = format!("SELECT proposal_id FROM proposals WHERE state IN ({terminal}) AND created_at < ?1");
+        let doomed_bundles = format!(
+            "SELECT evidence_bundle_id FROM evidence_bundles
+             WHERE proposal_id IN ({doomed}) OR (proposal_id IS NULL AND created_at < ?1)"
+        );
+        let tx = self.immediate()?;
+        let del = |sql: String| -> Result<i64> { Ok(tx.execute(&sql, [cutoff])? as i64) };
+        let receipts = del(format!("DELETE FROM receipts WHERE proposal_id IN ({doomed})"))?;
+        let approvals = del(format!("DELETE FROM approvals WHERE proposal_id IN ({doomed})"))?;
+        let proposal_events = del(format!("DELETE FROM proposal_events WHERE proposal_id IN ({doomed})"))?;
+        let query_audit = del(format!(
+            "DELETE FROM query_audit
+             WHERE proposal_id IN ({doomed})
+                OR evidence_bundle_id IN ({doomed_bundles})
+                OR (proposal_id IS NULL AND evidence_bundle_id IS NULL AND created_at < ?1)"
+        ))?;
+        let evidence_bundles = del(format!(
+            "DELETE FROM evidence_bundles WHERE evidence_bundle_id IN ({doomed_bundles})"
+        ))?;
+        let proposals = del(format!("DELETE FROM proposals WHERE proposal_id IN ({doomed})"))?;
+        if dry_run {
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+        Ok(PruneReport {
+            cutoff: cutoff.to_owned(),
+            dry_run,
+            proposals,
+            proposal_events,
+            approvals,
+            evidence_bundles,
+            query_audit,
+            receipts,
+        })
+    }
+}
+
+// -------------------------------------------------------------------- files
+
+/// Creates `dir` and missing parents, owner-only (0700) on Unix. An existing folder is left as is.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| LedgerError::io("could not create the folder", dir, &e))
+}
+
+/// Creates the store file owner-only (0600) on Unix if it does not exist. SQLite gives the
+/// `-wal` and `-shm` files the same permissions as the database file.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .map(drop)
+        .map_err(|e| LedgerError::io("could not create", path, &e))
+}
+
+// -------------------------------------------------------------------- validation
+
+/// Timestamps must be `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly (what `format_rfc3339_ms` writes): the
+/// ledger orders and compares them as strings, which is only correct for one fixed-width form.
+fn check_ts(field: &str, s: &str) -> Result<()> {
+    if parse_rfc3339_ms(s).map(format_rfc3339_ms).as_deref() == Some(s) {
+        Ok(())
+    } else {
+        Err(LedgerError::InvalidInput(format!(
+            "{field} must be a UTC timestamp in the form YYYY-MM-DDTHH:MM:SS.mmmZ"
+        )))
+    }
+}
+
+fn non_empty<'a>(field: &str, s: &'a str) -> Result<&'a str> {
+    let t = s.trim();
+    if t.is_empty() {
+        Err(LedgerError::InvalidInput(format!("{field} must not be empty")))
+    } else {
+        Ok(t)
+    }
+}
+
+fn validate_change_set(cs: &ChangeSet) -> Result<()> {
+    non_empty("proposal_id", &cs.proposal_id)?;
+    check_ts("change set created_at", &cs.created_at)?;
+    if !cs.digest_is_intact() {
+        return Err(LedgerError::InvalidInput(
+            "the change set's digest does not match its content".into(),
+        ));
+    }
+    if cs.mode != "shadow" && cs.mode != "review_required" {
+        return Err(LedgerError::InvalidInput(
+            "change set mode must be shadow or review_required".into(),
+        ));
+    }
+    if cs.approval.required_approvals == 0 {
+        return Err(LedgerError::InvalidInput(
+            "required_approvals must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_evidence(e: &EvidenceRecord) -> Result<()> {
+    non_empty("evidence_bundle_id", &e.evidence_bundle_id)?;
+    check_ts("evidence created_at", &e.created_at)
+}
+
+fn validate_audit(a: &QueryAuditRecord) -> Result<()> {
+    check_ts("query audit created_at", &a.created_at)?;
+    if !a.duration_ms.is_finite() || a.duration_ms < 0.0 {
+        return Err(LedgerError::InvalidInput(
+            "duration_ms must be a finite, non-negative number".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The audit row of a read, linked to its evidence bundle (and proposal, when given).
+fn link_audit(
+    audit: &QueryAuditRecord,
+    evidence: &EvidenceRecord,
+    proposal_id: Option<&str>,
+) -> Result<QueryAuditRecord> {
+    if let Some(eid) = &audit.evidence_bundle_id
+        && *eid != evidence.evidence_bundle_id
+    {
+        return Err(LedgerError::InvalidInput(
+            "the query audit names another evidence bundle".into(),
+        ));
+    }
+    let mut audit = audit.clone();
+    audit.evidence_bundle_id = Some(evidence.evidence_bundle_id.clone());
+    if let Some(pid) = proposal_id {
+        audit.proposal_id = Some(pid.to_owned());
+    }
+    Ok(audit)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|_| LedgerError::InvalidInput("a record could not be encoded as JSON".into()))
+}
+
+fn reject_secrets(what: &'static str, v: &Value) -> Result<()> {
+    match synapsor_core::secrets::find_secret(v) {
+        Some(path) => Err(LedgerError::SecretMaterialRejected { what, path }),
+        None => Ok(()),
+    }
+}
+
+/// Approver identities are compared trimmed and ASCII-case-insensitively, so `Alice` cannot
+/// approve what `alice` proposed.
+fn same_person(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+// -------------------------------------------------------------------- row helpers
+
+fn require_proposal(conn: &Connection, id: &str) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(LedgerError::ProposalNotFound { id: id.to_owned() }),
+    }
+}
+
+/// `latest` is the most recently created proposal; anything else is an exact id.
+fn resolve_id(conn: &Connection, id_or_latest: &str) -> Result<String> {
+    if id_or_latest != "latest" {
+        return Ok(id_or_latest.to_owned());
+    }
+    conn.query_row(
+        "SELECT proposal_id FROM proposals ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| LedgerError::ProposalNotFound { id: "latest".into() })
+}
+
+/// The first id of `base`, `base-2`, `base-3`, ... that no proposal has.
+fn free_proposal_id(conn: &Connection, base: &str) -> Result<String> {
+    let taken = |id: &str| -> Result<bool> {
+        Ok(conn
+            .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .is_some())
+    };
+    if !taken(base)? {
+        return Ok(base.to_owned());
+    }
+    for n in 2..10_000u32 {
+        let candidate = format!("{base}-{n}");
+        if !taken(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(LedgerError::InvalidInput(
+        "too many proposals share this proposal id".into(),
+    ))
+}
+
+fn parse_state(id: &str, s: &str) -> Result<ProposalState> {
+    ProposalState::parse(s).ok_or_else(|| LedgerError::CorruptRow {
+        table: "proposals",
+        row: id.to_owned(),
+        detail: "unknown state".into(),
+    })
+}
+
+/// Loads a proposal and reports whether its digest check passed: the change set's digest matches
+/// its content, and the digest and id columns match the change set.
+fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
+    let row: Option<(String, String, String, String, String)> = conn
+        .query_row(
+            "SELECT digest, state, change_set_json, created_at, updated_at FROM proposals WHERE proposal_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((digest, state, cs_json, created_at, updated_at)) = row else {
+        return Err(LedgerError::ProposalNotFound { id: id.to_owned() });
+    };
+    let change_set: ChangeSet =
+        serde_json::from_str(&cs_json).map_err(|e| LedgerError::corrupt_json("proposals", id, &e))?;
+    let state = parse_state(id, &state)?;
+    let intact = change_set.digest_is_intact() && change_set.digest == digest && change_set.proposal_id == id;
+    let approvals = {
+        let mut stmt = conn.prepare(
+            "SELECT approver, decision, digest, reason, created_at FROM approvals
+             WHERE proposal_id = ?1 ORDER BY approval_id",
+        )?;
+        stmt.query_map([id], |r| {
+            Ok(ApprovalRecord {
+                approver: r.get(0)?,
+                decision: r.get(1)?,
+                digest: r.get(2)?,
+                reason: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok((
+        ProposalRecord {
+            change_set,
+            state,
+            created_at,
+            updated_at,
+            approvals,
+        },
+        intact,
+    ))
+}
+
+fn load_verified(conn: &Connection, id: &str) -> Result<ProposalRecord> {
+    match load(conn, id)? {
+        (rec, true) => Ok(rec),
+        (_, false) => Err(LedgerError::ProposalDigestMismatch { id: id.to_owned() }),
+    }
+}
+
+/// Compare-and-set of the state column.
+fn set_state(conn: &Connection, id: &str, from: ProposalState, to: ProposalState, now: &str) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE proposals SET state = ?3, updated_at = ?4 WHERE proposal_id = ?1 AND state = ?2",
+        params![id, from.as_str(), to.as_str(), now],
+    )?;
+    if n == 1 {
+        return Ok(());
+    }
+    let current: Option<String> = conn
+        .query_row("SELECT state FROM proposals WHERE proposal_id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    match current {
+        None => Err(LedgerError::ProposalNotFound { id: id.to_owned() }),
+        Some(s) => Err(LedgerError::InvalidTransition {
+            id: id.to_owned(),
+            current: parse_state(id, &s)?,
+            requested: to,
+            expected: Some(from),
+        }),
+    }
+}
+
+fn insert_event(
+    conn: &Connection,
+    proposal_id: &str,
+    kind: &str,
+    actor: &str,
+    payload: &Value,
+    at: &str,
+) -> Result<i64> {
+    reject_secrets("event payload", payload)?;
+    let payload_json = serde_json::to_string(payload)
+        .map_err(|_| LedgerError::InvalidInput("an event payload could not be encoded".into()))?;
+    conn.execute(
+        "INSERT INTO proposal_events (proposal_id, kind, actor, payload_json, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![proposal_id, kind, actor, payload_json, at],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
+            [&e.evidence_bundle_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(LedgerError::InvalidInput(format!(
+            "evidence bundle {} is already recorded",
+            e.evidence_bundle_id
+        )));
+    }
+    let items = serde_json::to_string(&e.items)
+        .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
+    conn.execute(
+        "INSERT INTO evidence_bundles (evidence_bundle_id, proposal_id, capability, tenant_id, principal,
+             source_id, target, object_id, query_fingerprint, items_json, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            e.evidence_bundle_id,
+            e.proposal_id,
+            e.capability,
+            e.tenant_id,
+            e.principal,
+            e.source_id,
+            e.target,
+            e.object_id,
+            e.query_fingerprint,
+            items,
+            e.created_at,
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, a: &QueryAuditRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO query_audit (evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id,
+             query_fingerprint, statement_template, row_count, duration_ms, outcome, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            a.evidence_bundle_id,
+            a.proposal_id,
+            a.capability,
+            a.tenant_id,
+            a.principal,
+            a.source_id,
+            a.query_fingerprint,
+            a.statement_template,
+            a.row_count,
+            a.duration_ms,
+            a.outcome,
+            a.created_at,
+        ],
+    )?;
+    Ok(())
+}
+
+fn u32_col(table: &'static str, row: &str, v: i64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| LedgerError::CorruptRow {
+        table,
+        row: row.to_owned(),
+        detail: "count out of range".into(),
+    })
+}
+
+fn events_where(conn: &Connection, cond: &str, args: &[&dyn rusqlite::ToSql], limit: u32) -> Result<Vec<EventRecord>> {
+    let sql = format!(
+        "SELECT event_id, proposal_id, kind, actor, payload_json, created_at FROM proposal_events
+         WHERE {cond} ORDER BY event_id LIMIT {limit}"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let raw = stmt
+        .query_map(args, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter()
+        .map(|(event_id, proposal_id, kind, actor, payload, created_at)| {
+            let payload = serde_json::from_str(&payload)
+                .map_err(|e| LedgerError::corrupt_json("proposal_events", event_id.to_string(), &e))?;
+            Ok(EventRecord {
+                event_id,
+                proposal_id,
+                kind,
+                actor,
+                payload,
+                created_at,
+            })
+        })
+        .collect()
+}
+
+fn evidence_where(conn: &Connection, cond: &str, arg: &str) -> Result<Vec<EvidenceBundle>> {
+    let sql = format!(
+        "SELECT evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id, target, object_id,
+                query_fingerprint, items_json, created_at
+         FROM evidence_bundles WHERE {cond} ORDER BY created_at, rowid"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let raw = stmt
+        .query_map([arg], |r| {
+            Ok((
+                EvidenceRecord {
+                    evidence_bundle_id: r.get(0)?,
+                    proposal_id: r.get(1)?,
+                    capability: r.get(2)?,
+                    tenant_id: r.get(3)?,
+                    principal: r.get(4)?,
+                    source_id: r.get(5)?,
+                    target: r.get(6)?,
+                    object_id: r.get(7)?,
+                    query_fingerprint: r.get(8)?,
+                    items: Vec::new(),
+                    created_at: r.get(10)?,
+                },
+                r.get::<_, String>(9)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter()
+        .map(|(mut evidence, items)| {
+            evidence.items = serde_json::from_str(&items)
+                .map_err(|e| LedgerError::corrupt_json("evidence_bundles", evidence.evidence_bundle_id.clone(), &e))?;
+            let query_audit = audit_for_bundle(conn, &evidence.evidence_bundle_id)?;
+            Ok(EvidenceBundle { evidence, query_audit })
+        })
+        .collect()
+}
+
+fn audit_for_bundle(conn: &Connection, bundle_id: &str) -> Result<Vec<QueryAuditRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT audit_id, evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id,
+                query_fingerprint, statement_template, row_count, duration_ms, outcome, created_at
+         FROM query_audit WHERE evidence_bundle_id = ?1 ORDER BY audit_id",
+    )?;
+    let raw = stmt
+        .query_map([bundle_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(9)?,
+                QueryAuditRecord {
+                    evidence_bundle_id: r.get(1)?,
+                    proposal_id: r.get(2)?,
+                    capability: r.get(3)?,
+                    tenant_id: r.get(4)?,
+                    principal: r.get(5)?,
+                    source_id: r.get(6)?,
+                    query_fingerprint: r.get(7)?,
+                    statement_template: r.get(8)?,
+                    row_count: 0,
+                    duration_ms: r.get(10)?,
+                    outcome: r.get(11)?,
+                    created_at: r.get(12)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter()
+        .map(|(audit_id, row_count, mut a)| {
+            a.row_count = u32_col("query_audit", &audit_id.to_string(), row_count)?;
+            Ok(a)
+        })
+        .collect()
+}
+
+fn receipts(conn: &Connection, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT receipt_id, proposal_id, idempotency_key, status, rows_affected, safe_error_code, receipt_json,
+                created_at
+         FROM receipts WHERE proposal_id = ?1 ORDER BY receipt_id",
+    )?;
+    let raw = stmt
+        .query_map([proposal_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter()
+        .map(
+            |(rid, proposal_id, idempotency_key, status, rows, safe_error_code, json, created_at)| {
+                let row = rid.to_string();
+                Ok(ReceiptRecord {
+                    proposal_id,
+                    idempotency_key,
+                    status,
+                    rows_affected: u32_col("receipts", &row, rows)?,
+                    safe_error_code,
+                    receipt: serde_json::from_str(&json).map_err(|e| LedgerError::corrupt_json("receipts", row, &e))?,
+                    created_at,
+                })
+            },
+        )
+        .collect()
+}

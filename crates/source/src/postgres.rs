@@ -1,0 +1,197 @@
+//! PostgreSQL source: a lazy sqlx pool whose connections start read-only, in UTC, with the
+//! statement timeout set once at connect (no extra round trips per call).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::{AssertSqlSafe, ConnectOptions};
+use synapsor_core::capability::ReadSpec;
+use synapsor_core::config::{Engine, SslMode};
+use synapsor_core::ident::Dialect;
+use synapsor_core::{ToolCode, ToolError};
+
+use crate::{BoxFuture, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
+
+#[derive(Debug)]
+pub struct PgSource {
+    name: String,
+    pool: PgPool,
+    /// SELECT text per `schema.table.columns`, built once from the catalog's column types.
+    plans: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl PgSource {
+    pub fn open(name: &str, url: &str, settings: &PoolSettings) -> Result<Self, ToolError> {
+        let mut opts = PgConnectOptions::from_str(url).map_err(|_| {
+            ToolError::new(
+                ToolCode::SourceUnavailable,
+                format!("source {name}: the read URL is not a valid PostgreSQL URL"),
+            )
+        })?;
+        if let Some(mode) = settings.ssl {
+            opts = opts.ssl_mode(match mode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Prefer => PgSslMode::Prefer,
+                SslMode::Require => PgSslMode::Require,
+                SslMode::VerifyCa => PgSslMode::VerifyCa,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        }
+        let opts = opts
+            .application_name("synapsor-runner")
+            .options([
+                ("statement_timeout", settings.statement_timeout.as_millis().to_string()),
+                ("default_transaction_read_only", "on".to_owned()),
+                ("TimeZone", "UTC".to_owned()),
+            ])
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(opts);
+        Ok(PgSource {
+            name: name.to_owned(),
+            pool,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn plan(&self, spec: &ReadSpec) -> Result<Arc<str>, ToolError> {
+        let key = format!(
+            "{}.{}:{}",
+            spec.schema,
+            spec.table,
+            spec.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+        );
+        if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let types: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .bind(spec.schema.as_str())
+        .bind(spec.table.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_sqlx_error(&self.name, &e))?;
+        let types: HashMap<String, String> = types.into_iter().collect();
+        if types.is_empty() {
+            return Err(self.mismatch(format!(
+                "table {}.{} does not exist or is not visible to the read role",
+                spec.schema, spec.table
+            )));
+        }
+        for col in &spec.columns {
+            if !types.contains_key(col.as_str()) {
+                return Err(self.mismatch(format!(
+                    "column {} does not exist in {}.{}",
+                    col, spec.schema, spec.table
+                )));
+            }
+        }
+        let param = |n: usize, col: &str| -> Result<String, ToolError> {
+            let ty = &types[col];
+            if is_text_type(ty) {
+                Ok(format!("${n}"))
+            } else if is_safe_type_name(ty) {
+                Ok(format!("CAST(${n} AS {ty})"))
+            } else {
+                Err(self.mismatch(format!("column {col} has a type this runner cannot bind: {ty}")))
+            }
+        };
+        let cols: Vec<String> = spec.columns.iter().map(|c| c.quoted(Dialect::Ansi)).collect();
+        let mut sql = format!(
+            "SELECT row_to_json(t)::text FROM (SELECT {} FROM {}.{} WHERE {} = {}",
+            cols.join(", "),
+            spec.schema.quoted(Dialect::Ansi),
+            spec.table.quoted(Dialect::Ansi),
+            spec.primary_key.quoted(Dialect::Ansi),
+            param(1, spec.primary_key.as_str())?,
+        );
+        if let Some(tk) = &spec.tenant_key {
+            sql.push_str(&format!(
+                " AND {} = {}",
+                tk.quoted(Dialect::Ansi),
+                param(2, tk.as_str())?
+            ));
+        }
+        sql.push_str(" LIMIT 2) t");
+        let plan: Arc<str> = Arc::from(sql);
+        if let Ok(mut m) = self.plans.lock() {
+            m.insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    fn mismatch(&self, what: String) -> ToolError {
+        tracing::warn!(source = %self.name, "{what}");
+        ToolError::new(ToolCode::SourceSchemaMismatch, format!("source {}: {what}", self.name))
+    }
+}
+
+fn is_text_type(ty: &str) -> bool {
+    ty == "text" || ty.starts_with("character varying") || ty.starts_with("character(") || ty == "character"
+}
+
+/// Type names come from the catalog, not from a model; this is a second line of defence before
+/// one is written into a CAST.
+fn is_safe_type_name(ty: &str) -> bool {
+    !ty.is_empty()
+        && ty.len() <= 128
+        && ty
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '(' | ')' | ',' | '.' | '[' | ']' | '"'))
+        && !ty.contains("--")
+}
+
+impl SourceDb for PgSource {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn read_scoped<'a>(&'a self, read: &'a ScopedRead<'a>) -> BoxFuture<'a, Result<ReadResult, ToolError>> {
+        Box::pin(async move {
+            let sql = self.plan(read.spec).await?;
+            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_string())).bind(read.id.as_text());
+            if read.spec.tenant_key.is_some() {
+                q = q.bind(read.tenant.unwrap_or_default().to_owned());
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map_sqlx_error(&self.name, &e))?;
+            one_row(rows, &self.name)
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), ToolError>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_sqlx_error(&self.name, &e))?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert!(is_text_type("character varying(64)"));
+        assert!(!is_text_type("bigint"));
+        assert!(is_safe_type_name("timestamp with time zone"));
+        assert!(is_safe_type_name("numeric(12,2)"));
+        assert!(!is_safe_type_name("int); DROP TABLE x; --"));
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+#
+# The whole test suite in one command, on a fresh machine or in CI:
+#
+#   scripts/test.sh                     lint + all tests
+#   scripts/test.sh -E 'test(pg)'       extra args go to `cargo nextest run`
+#   SYNAPSOR_SKIP_LINT=1 scripts/test.sh   skip fmt/clippy (quick local loop)
+#   SYNAPSOR_KEEP_DBS=1 scripts/test.sh    leave the databases running after
+#
+# Starts throwaway PostgreSQL and MariaDB servers (scripts/dev-db.sh), runs
+# with SYNAPSOR_REQUIRE_DBS=1 so DB tests fail instead of skipping when a URL
+# is missing, and stops the servers again on exit, failure or Ctrl-C.
+set -Eeuo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Runs one named step; on failure names it, so the end of a long CI log says
+# what broke without scrolling.
+step() {
+    local name=$1
+    shift
+    log "$name"
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        log "FAILED: $name (exit $rc)"
+        exit "$rc"
+    fi
+}
+
+DBS_STARTED=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ "$DBS_STARTED" -eq 1 ]; then
+        if [ "${SYNAPSOR_KEEP_DBS:-0}" = 1 ]; then
+            log "leaving databases running (SYNAPSOR_KEEP_DBS=1); stop with: scripts/dev-db.sh stop"
+        else
+            bash scripts/dev-db.sh stop </dev/null || log "warning: stopping the databases failed"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+# Ctrl-C / kill: exit with the usual 128+signal code, which runs cleanup.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Tools. cargo-nextest is preinstalled on CI images; install it otherwise.
+command -v cargo >/dev/null 2>&1 || {
+    log "cargo not found on PATH (install Rust via rustup)"
+    exit 1
+}
+if ! cargo nextest --version >/dev/null 2>&1; then
+    step "installing cargo-nextest" cargo install cargo-nextest --locked
+fi
+
+# Lint first: it is the cheapest failure and needs no databases.
+if [ "${SYNAPSOR_SKIP_LINT:-0}" = 1 ]; then
+    log "skipping cargo fmt / clippy (SYNAPSOR_SKIP_LINT=1)"
+else
+    step "cargo fmt --check" cargo fmt --all -- --check
+    step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+# Databases. dev-db.sh prints only `export ...` lines on stdout.
+DBS_STARTED=1 # set before starting so a half-started set is cleaned up too
+db_env=$(bash scripts/dev-db.sh start </dev/null) || {
+    log "FAILED: starting test databases"
+    exit 1
+}
+eval "$db_env"
+export SYNAPSOR_TEST_PG_URL SYNAPSOR_TEST_MYSQL_URL
+export SYNAPSOR_REQUIRE_DBS=1
+
+step "cargo nextest run (profile ${SYNAPSOR_NEXTEST_PROFILE:-ci})" \
+    cargo nextest run --workspace --profile "${SYNAPSOR_NEXTEST_PROFILE:-ci}" "$@"
+# nextest does not run doctests; cheap enough to always run.
+step "cargo test --doc" cargo test --workspace --doc
+
+log "all checks passed"

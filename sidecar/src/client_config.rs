@@ -1,0 +1,1 @@
+//! MCP client configuration snippets (being written).
