@@ -174,3 +174,106 @@ impl From<rusqlite::Error> for LedgerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_messages_are_one_sentence() {
+        let cases: Vec<(LedgerError, &str)> = vec![
+            (
+                LedgerError::StoreNotFound {
+                    path: "/x/local.db".into(),
+                },
+                "STORE_NOT_FOUND",
+            ),
+            (LedgerError::unavailable("disk I/O error"), "STORE_UNAVAILABLE"),
+            (
+                LedgerError::CorruptRow {
+                    table: "proposals",
+                    row: "p1".into(),
+                    detail: "Syntax JSON".into(),
+                },
+                "STORE_UNAVAILABLE",
+            ),
+            (
+                LedgerError::SchemaTooNew { found: 9, supported: 1 },
+                "STORE_SCHEMA_TOO_NEW",
+            ),
+            (LedgerError::ProposalNotFound { id: "p1".into() }, "PROPOSAL_NOT_FOUND"),
+            (
+                LedgerError::ProposalDigestMismatch { id: "p1".into() },
+                "PROPOSAL_DIGEST_MISMATCH",
+            ),
+            (
+                LedgerError::DigestMismatch {
+                    id: "p1".into(),
+                    expected: "sha256:a".into(),
+                    actual: "sha256:b".into(),
+                },
+                "DIGEST_MISMATCH",
+            ),
+            (
+                LedgerError::InvalidTransition {
+                    id: "p1".into(),
+                    current: synapsor_core::ProposalState::Applying,
+                    requested: synapsor_core::ProposalState::Applying,
+                    expected: Some(synapsor_core::ProposalState::Approved),
+                },
+                "INVALID_TRANSITION",
+            ),
+            (
+                LedgerError::AlreadyDecided {
+                    id: "p1".into(),
+                    approver: "a".into(),
+                },
+                "ALREADY_DECIDED",
+            ),
+            (
+                LedgerError::SelfApprovalForbidden {
+                    id: "p1".into(),
+                    approver: "a".into(),
+                },
+                "SELF_APPROVAL_FORBIDDEN",
+            ),
+            (
+                LedgerError::SecretMaterialRejected {
+                    what: "evidence",
+                    path: "$.items[0].password".into(),
+                },
+                "SECRET_MATERIAL_REJECTED",
+            ),
+            (LedgerError::StoreLeased { holder: None }, "STORE_LEASED"),
+            (LedgerError::EvidenceNotFound { id: "e1".into() }, "EVIDENCE_NOT_FOUND"),
+            (LedgerError::InvalidInput("x must not be empty".into()), "INVALID_INPUT"),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code);
+            let msg = err.to_string();
+            assert!(!msg.contains('\n') && !msg.ends_with('.'), "{msg}");
+        }
+        let t = LedgerError::InvalidTransition {
+            id: "p1".into(),
+            current: synapsor_core::ProposalState::Applying,
+            requested: synapsor_core::ProposalState::Applying,
+            expected: Some(synapsor_core::ProposalState::Approved),
+        };
+        assert_eq!(
+            t.to_string(),
+            "proposal p1 is applying (expected approved), so it cannot move to applying"
+        );
+    }
+
+    #[test]
+    fn busy_is_retryable() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".into()),
+        );
+        let e = LedgerError::from(busy);
+        assert_eq!(e.code(), "STORE_UNAVAILABLE");
+        assert!(e.retryable());
+        assert!(!LedgerError::ProposalNotFound { id: "p".into() }.retryable());
+    }
+}

@@ -172,3 +172,21 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_is_idempotent_and_refuses_newer_stores() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db");
+        migrate(&mut conn).expect("first migrate");
+        assert_eq!(user_version(&conn).expect("version"), current_version());
+        migrate(&mut conn).expect("second migrate is a no-op");
+        assert_eq!(user_version(&conn).expect("version"), current_version());
+        conn.pragma_update(None, "user_version", current_version() + 1)
+            .expect("bump");
+        let err = migrate(&mut conn).expect_err("newer store");
+        assert_eq!(err.code(), "STORE_SCHEMA_TOO_NEW");
+    }
+}

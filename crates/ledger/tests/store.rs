@@ -71,6 +71,13 @@ fn open_creates_private_files_and_migrations_are_idempotent() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
+        // SQLite gives the WAL the database file's permissions.
+        let mut s = LedgerStore::open(&path).unwrap();
+        s.record_read(&evidence("ev_perm", &ts(0)), &audit(&ts(0))).unwrap();
+        assert_eq!(
+            mode(&std::path::PathBuf::from(format!("{}-wal", path.display()))),
+            0o600
+        );
         assert_eq!(mode(&dir.path().join("ledger")), 0o700);
     }
 }

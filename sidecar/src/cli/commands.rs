@@ -12,6 +12,7 @@ use synapsor_core::time::{format_rfc3339_ms, parse_duration_ms};
 use synapsor_ledger::{LedgerError, LedgerStore, ProposalFilter, StoreLease};
 
 use super::output;
+use super::writeback;
 use super::{Cli, Command, ConfigCommand, EventsCommand, EvidenceCommand, GlobalArgs, ProposalsCommand, StoreCommand};
 use crate::context::{Clock, SystemClock};
 
@@ -53,7 +54,12 @@ pub async fn run(cli: Cli) -> i32 {
             interval_ms,
             json,
         }) => events_tail(&cli.global, follow, kind.as_deref(), since, limit, interval_ms, json).await,
+        Command::Events(EventsCommand::Webhook(a)) => writeback::events_webhook(&cli.global, a).await,
         Command::Store(c) => store_cmd(&cli.global, c),
+        Command::Apply(a) => writeback::apply(&cli.global, a).await,
+        Command::Doctor(a) => writeback::doctor(&cli.global, a).await,
+        Command::Db(c) => writeback::db(&cli.global, c).await,
+        Command::Handler(c) => writeback::handler(&cli.global, c).await,
         Command::Demo(a) => crate::demo::run(a).await,
     };
     match result {
@@ -86,6 +92,9 @@ fn wants_json(c: &Command) -> bool {
         Command::Events(EventsCommand::Tail { json, .. }) => *json,
         Command::Store(StoreCommand::Stats { json } | StoreCommand::Prune { json, .. }) => *json,
         Command::Demo(a) => a.json,
+        Command::Apply(a) => a.json,
+        Command::Doctor(a) => a.json,
+        Command::Events(EventsCommand::Webhook(a)) => a.json,
         _ => false,
     }
 }

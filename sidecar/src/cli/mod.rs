@@ -2,6 +2,7 @@
 
 pub mod commands;
 mod output;
+pub mod writeback;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,16 @@ pub enum Command {
     /// Inspect and maintain the local ledger.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Apply an approved proposal through its reviewed executor, with guards.
+    Apply(writeback::ApplyArgs),
+    /// Check environment, databases, receipts table, grants and handlers (secrets redacted).
+    Doctor(writeback::DoctorArgs),
+    /// Database setup for writeback (receipts table).
+    #[command(subcommand)]
+    Db(writeback::DbCommand),
+    /// Starter code for app-owned writeback handlers.
+    #[command(subcommand)]
+    Handler(writeback::HandlerCommand),
     /// Run the demo: `demo --quick` needs no server and no setup.
     Demo(DemoArgs),
 }
@@ -175,6 +186,8 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// POST lifecycle events to a URL, one signed envelope per request.
+    Webhook(writeback::WebhookArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,1 @@
+//! Guarded writeback executors (being written).

@@ -1,0 +1,4 @@
+//! Helpers for app-owned Synapsor writeback handlers (being written).
+
+pub mod wire;
+pub use wire::*;
