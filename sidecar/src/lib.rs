@@ -12,3 +12,4 @@ pub mod context;
 pub mod demo;
 pub mod runtime;
 pub mod client_config;
+pub mod mcp;

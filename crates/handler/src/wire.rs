@@ -12,6 +12,7 @@
 //! stdin (and the signature header value in the environment variable `SYNAPSOR_SIGNATURE`) and
 //! writes the receipt on stdout.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -23,15 +24,17 @@ pub const PROPOSAL_HEADER: &str = "X-Synapsor-Proposal-Id";
 pub const DEFAULT_SKEW_SECS: u64 = 300;
 
 /// What the runner asks the handler to do: apply exactly this change, or refuse.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerRequest {
     /// Always [`REQUEST_SCHEMA`].
+    #[schemars(extend("const" = REQUEST_SCHEMA))]
     pub schema_version: String,
     pub proposal_id: String,
     /// Stable for the proposal: the handler must apply at most once per key.
     pub idempotency_key: String,
     /// Unix seconds; equal to the `t=` of the signature.
+    #[schemars(range(min = 0))]
     pub issued_at: i64,
     /// When true, check everything and report what would happen, but write nothing.
     pub dry_run: bool,
@@ -40,6 +43,7 @@ pub struct HandlerRequest {
     /// The capability name.
     pub action: String,
     /// Change-set digest the human approved (`sha256:...`).
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
     pub digest: String,
     pub tenant: TenantGuard,
     pub principal: String,
@@ -57,7 +61,7 @@ pub struct HandlerRequest {
     pub approvals: Vec<Approval>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantGuard {
     /// The tenant column, or `null` for single-tenant development targets.
@@ -65,7 +69,7 @@ pub struct TenantGuard {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub source: String,
@@ -74,14 +78,14 @@ pub struct Target {
     pub primary_key: ColumnValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnValue {
     pub column: String,
     pub value: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     pub approver: String,
@@ -89,16 +93,18 @@ pub struct Approval {
 }
 
 /// What the handler did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerReceipt {
     /// Always [`RECEIPT_SCHEMA`].
+    #[schemars(extend("const" = RECEIPT_SCHEMA))]
     pub schema_version: String,
     pub status: ReceiptStatus,
     /// 1 when applied, 0 otherwise.
     pub rows_affected: u32,
     /// A stable UPPER_SNAKE code when not applied (e.g. `VERSION_CONFLICT`, `ROW_NOT_FOUND`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z][A-Z0-9_]*$"))]
     pub error_code: Option<String>,
     /// Optional short human message (no secrets, no driver text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +114,7 @@ pub struct HandlerReceipt {
     pub new_version: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
     Applied,

@@ -11,6 +11,7 @@ use synapsor_core::config::{self, ValidationReport};
 use synapsor_core::time::{format_rfc3339_ms, parse_duration_ms};
 use synapsor_ledger::{LedgerError, LedgerStore, ProposalFilter, StoreLease};
 
+use super::mcp_cmds;
 use super::output;
 use super::writeback;
 use super::{Cli, Command, ConfigCommand, EventsCommand, EvidenceCommand, GlobalArgs, ProposalsCommand, StoreCommand};
@@ -43,6 +44,10 @@ pub async fn run(cli: Cli) -> i32 {
     let json = wants_json(&cli.command);
     let result = match cli.command {
         Command::Config(c) => config_cmd(&cli.global, c),
+        Command::Mcp(c) => mcp_cmds::mcp(&cli.global, c).await,
+        Command::Up(a) => mcp_cmds::up(&cli.global, a).await,
+        Command::Tools(c) => mcp_cmds::tools(&cli.global, c),
+        Command::Smoke(c) => mcp_cmds::smoke(&cli.global, c).await,
         Command::Proposals(c) => proposals_cmd(&cli.global, c),
         Command::Evidence(EvidenceCommand::Show { id, json }) => evidence_show(&cli.global, &id, json),
         Command::Replay(a) => replay_cmd(&cli.global, &a.proposal, a.json),
@@ -92,6 +97,10 @@ fn wants_json(c: &Command) -> bool {
         Command::Events(EventsCommand::Tail { json, .. }) => *json,
         Command::Store(StoreCommand::Stats { json } | StoreCommand::Prune { json, .. }) => *json,
         Command::Demo(a) => a.json,
+        Command::Up(a) => a.json,
+        Command::Tools(
+            super::mcp_cmds::ToolsCommand::List { json, .. } | super::mcp_cmds::ToolsCommand::Preview { json, .. },
+        ) => *json,
         Command::Apply(a) => a.json,
         Command::Doctor(a) => a.json,
         Command::Events(EventsCommand::Webhook(a)) => a.json,

@@ -1,6 +1,7 @@
 //! The `synapsor-runner` command line: argument definitions and dispatch.
 
 pub mod commands;
+pub mod mcp_cmds;
 mod output;
 pub mod writeback;
 
@@ -20,6 +21,8 @@ of writing it. A human approves outside MCP; everything lands in a replayable lo
 Start here:
   synapsor-runner demo --quick            the whole flow on an embedded SQLite demo database
   synapsor-runner config validate         check synapsor.runner.json
+  synapsor-runner up --dry-run            check config, store, databases and tools
+  synapsor-runner mcp serve               serve MCP over stdio
   synapsor-runner proposals list          what agents proposed
   synapsor-runner proposals approve ID    approve one, bound to its digest";
 
@@ -49,6 +52,17 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve MCP (stdio or Streamable HTTP), or print a client's MCP configuration.
+    #[command(subcommand)]
+    Mcp(mcp_cmds::McpCommand),
+    /// Check everything (config, store, lease, databases, tools, writeback path), then optionally serve.
+    Up(mcp_cmds::UpArgs),
+    /// List the tools a model will see, or preview exactly what it sees and what it never sees.
+    #[command(subcommand)]
+    Tools(mcp_cmds::ToolsCommand),
+    /// Call one tool through the real server path (reads and proposals are recorded as usual).
+    #[command(subcommand)]
+    Smoke(mcp_cmds::SmokeCommand),
     /// Validate the config, or print its JSON Schema.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -59,7 +59,10 @@ pub struct WebhookArgs {
 }
 
 fn not_yet() -> Result<i32, CliError> {
-    Err(CliError::new("NOT_IMPLEMENTED", "guarded writeback is not in this build yet"))
+    Err(CliError::new(
+        "NOT_IMPLEMENTED",
+        "guarded writeback is not in this build yet",
+    ))
 }
 
 pub async fn apply(_global: &GlobalArgs, _args: ApplyArgs) -> Result<i32, CliError> {

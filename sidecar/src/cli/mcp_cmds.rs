@@ -1,0 +1,606 @@
+//! MCP commands: `mcp serve`, `mcp serve-streamable-http`, `mcp client-config`, `tools list`,
+//! `tools preview`, `smoke call` and `up`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use synapsor_core::capability::{self, Capability};
+use synapsor_core::config::{CapabilityKind, Executor, Mode, ResultFormat, RunnerConfig};
+use synapsor_core::tools::{AliasMode, preview, preview_text, tool_defs};
+use synapsor_ledger::{LeaseInfo, Ledger, LedgerStore, StoreLease};
+use tokio_util::sync::CancellationToken;
+
+use super::GlobalArgs;
+use super::commands::{CliError, load_config, store_path};
+use crate::client_config::{ClientConfigOptions, ClientKind, Transport, client_config};
+use crate::context::{Clock, ProcessEnv, RandomIds, SystemClock};
+use crate::mcp::McpServer;
+use crate::mcp::http::{HttpOptions, serve};
+use crate::runtime::{Runtime, RuntimeDeps};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    #[value(name = "v1", alias = "1")]
+    V1,
+    #[value(name = "v2", alias = "2")]
+    V2,
+}
+
+impl From<FormatArg> for ResultFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::V1 => ResultFormat::V1,
+            FormatArg::V2 => ResultFormat::V2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AliasArg {
+    Canonical,
+    Openai,
+    Both,
+}
+
+impl From<AliasArg> for AliasMode {
+    fn from(a: AliasArg) -> Self {
+        match a {
+            AliasArg::Canonical => AliasMode::Canonical,
+            AliasArg::Openai => AliasMode::Openai,
+            AliasArg::Both => AliasMode::Both,
+        }
+    }
+}
+
+/// Options shared by everything that serves tools.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Result envelope format; default from the config (`result_format`), else v1.
+    #[arg(long, value_enum)]
+    pub result_format: Option<FormatArg>,
+    /// Tool names: canonical (`billing.inspect_invoice`), openai (`billing__inspect_invoice`) or both.
+    #[arg(long, value_enum, default_value = "canonical")]
+    pub alias_mode: AliasArg,
+}
+
+/// Streamable HTTP options.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, default_value_t = 8766)]
+    pub port: u16,
+    /// Environment variable holding the bearer token clients must send.
+    #[arg(long, default_value = "SYNAPSOR_RUNNER_HTTP_TOKEN")]
+    pub auth_token_env: String,
+    /// Serve without a token (only on a loopback address; for local development).
+    #[arg(long)]
+    pub dev_no_auth: bool,
+    /// Allow a non-loopback bind (e.g. the sidecar in a pod).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Extra Host header value to accept (service DNS name, pod IP). Repeatable.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser Origin to accept (e.g. http://localhost:6274). Repeatable.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Maximum open MCP sessions.
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions: usize,
+    /// Close a session after this many idle seconds.
+    #[arg(long, default_value_t = 300)]
+    pub session_idle_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Serve MCP over stdio (logs on stderr).
+    Serve(ServeArgs),
+    /// Serve MCP over Streamable HTTP at /mcp, with GET /healthz.
+    ServeStreamableHttp {
+        #[command(flatten)]
+        serve: ServeArgs,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Print the MCP configuration snippet for a client.
+    ClientConfig {
+        /// claude-desktop | cursor | vscode | openai-agents | generic
+        #[arg(long)]
+        client: String,
+        /// stdio | streamable-http. Default: stdio, except streamable-http for openai-agents.
+        #[arg(long)]
+        transport: Option<String>,
+        #[arg(long, value_enum)]
+        alias_mode: Option<AliasArg>,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8766)]
+        port: u16,
+        #[arg(long, default_value = "SYNAPSOR_RUNNER_HTTP_TOKEN")]
+        auth_token_env: String,
+        /// Add a recommended system prompt and checklist for the agent.
+        #[arg(long)]
+        include_instructions: bool,
+        /// Write absolute paths for the config and store.
+        #[arg(long)]
+        absolute_paths: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// The tools a model will see.
+    List {
+        /// Show OpenAI-compatible aliases beside canonical names.
+        #[arg(long)]
+        aliases: bool,
+        #[arg(long, value_enum, default_value = "canonical")]
+        alias_mode: AliasArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the model will see for each tool, and what is never exposed.
+    Preview {
+        #[arg(long, value_enum, default_value = "canonical")]
+        alias_mode: AliasArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmokeCommand {
+    /// Call one tool through the real server code path and print the result.
+    Call {
+        /// Tool name (canonical or alias).
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Check only; do not serve.
+    #[arg(long, conflicts_with = "serve")]
+    pub dry_run: bool,
+    /// After the checks pass, serve Streamable HTTP.
+    #[arg(long)]
+    pub serve: bool,
+    #[command(flatten)]
+    pub serve_args: ServeArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Builds the runtime over the configured sources and the ledger.
+pub fn build_runtime(global: &GlobalArgs, format: Option<FormatArg>) -> Result<(Runtime, PathBuf), CliError> {
+    let (cfg, warnings) = load_config(&global.config)?;
+    for w in &warnings {
+        tracing::warn!(code = w.code, path = %w.path, "{}", w.message);
+    }
+    let store = store_path(global);
+    let ledger = Ledger::new(LedgerStore::open(&store)?);
+    let runtime = Runtime::new(
+        cfg,
+        RuntimeDeps {
+            ledger,
+            env: Arc::new(ProcessEnv),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(RandomIds::default()),
+            result_format: format.map(Into::into),
+        },
+    )
+    .map_err(|e| CliError::new(e.code.as_str(), e.message))?;
+    Ok((runtime, store))
+}
+
+fn lease(store: &std::path::Path, transport: &str) -> Result<StoreLease, CliError> {
+    let info = LeaseInfo::for_current_process("mcp", transport, SystemClock.now_rfc3339());
+    Ok(StoreLease::acquire(store, &info)?)
+}
+
+fn exposed(cfg: &RunnerConfig) -> Result<Vec<Capability>, CliError> {
+    let caps = capability::compile(cfg).map_err(|e| CliError::new(e.code.as_str(), e.message))?;
+    Ok(caps
+        .into_iter()
+        .filter(|c| cfg.mode != Mode::ReadOnly || c.kind == CapabilityKind::Read)
+        .collect())
+}
+
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        t.cancel();
+    });
+    token
+}
+
+/// Checks the HTTP options and resolves the token, before any port is bound.
+pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
+    let loopback = http.host.is_loopback();
+    if !loopback && !http.allow_remote {
+        return Err(CliError::new(
+            "HTTP_REMOTE_BIND_REFUSED",
+            format!(
+                "--host {} is not a loopback address: pass --allow-remote to serve beyond this machine",
+                http.host
+            ),
+        ));
+    }
+    let token = match std::env::var(&http.auth_token_env).ok().filter(|t| !t.is_empty()) {
+        Some(t) if t.len() < 16 => {
+            return Err(CliError::new(
+                "HTTP_AUTH_TOKEN_WEAK",
+                format!(
+                    "the token in {} is shorter than 16 characters; use a long random value",
+                    http.auth_token_env
+                ),
+            ));
+        }
+        Some(t) => Some(t),
+        None if http.dev_no_auth && loopback => None,
+        None if http.dev_no_auth => {
+            return Err(CliError::new(
+                "HTTP_DEV_NO_AUTH_UNSAFE_HOST",
+                "--dev-no-auth is allowed only on a loopback address",
+            ));
+        }
+        None => {
+            return Err(CliError::new(
+                "HTTP_AUTH_TOKEN_MISSING",
+                format!(
+                    "set a bearer token in {} (e.g. `export {}=$(openssl rand -hex 32)`), or pass --dev-no-auth on loopback",
+                    http.auth_token_env, http.auth_token_env
+                ),
+            ));
+        }
+    };
+    Ok(HttpOptions {
+        bind: SocketAddr::new(http.host, http.port),
+        token,
+        allowed_hosts: http.allowed_hosts.clone(),
+        allowed_origins: http.allowed_origins.clone(),
+        max_sessions: http.max_sessions.max(1),
+        session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
+    })
+}
+
+async fn serve_http(
+    runtime: Runtime,
+    args: &ServeArgs,
+    opts: HttpOptions,
+    store: &std::path::Path,
+) -> Result<i32, CliError> {
+    let _lease = lease(store, "streamable-http")?;
+    let server = McpServer::new(runtime, args.alias_mode.into());
+    eprintln!(
+        "synapsor-runner: serving {} tool(s) over Streamable HTTP at http://{}/mcp{} (health: /healthz)",
+        server.tools().len(),
+        opts.bind,
+        if opts.token.is_none() {
+            " WITHOUT AUTH (--dev-no-auth)"
+        } else {
+            ""
+        }
+    );
+    serve(server, opts, shutdown_token())
+        .await
+        .map_err(|e| CliError::new("HTTP_SERVE_FAILED", e.to_string()))?;
+    Ok(0)
+}
+
+pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
+    match cmd {
+        McpCommand::Serve(args) => {
+            let (runtime, store) = build_runtime(global, args.result_format)?;
+            let _lease = lease(&store, "stdio")?;
+            let server = McpServer::new(runtime, args.alias_mode.into());
+            tracing::info!(tools = server.tools().len(), "serving MCP over stdio");
+            server
+                .serve_stdio()
+                .await
+                .map_err(|e| CliError::new("MCP_SERVE_FAILED", e.to_string()))?;
+            Ok(0)
+        }
+        McpCommand::ServeStreamableHttp { serve, http } => {
+            let opts = http_options(&http)?;
+            let (runtime, store) = build_runtime(global, serve.result_format)?;
+            serve_http(runtime, &serve, opts, &store).await
+        }
+        McpCommand::ClientConfig {
+            client,
+            transport,
+            alias_mode,
+            host,
+            port,
+            auth_token_env,
+            include_instructions,
+            absolute_paths,
+        } => {
+            let client: ClientKind = client
+                .parse()
+                .map_err(|e: crate::client_config::ClientConfigError| CliError::new(e.code(), e.to_string()))?;
+            let transport: Option<Transport> = match transport {
+                None => None,
+                Some(t) => Some(
+                    t.parse()
+                        .map_err(|e: crate::client_config::ClientConfigError| CliError::new(e.code(), e.to_string()))?,
+                ),
+            };
+            let abs = |p: PathBuf| -> String {
+                if absolute_paths {
+                    std::path::absolute(&p).unwrap_or(p).display().to_string()
+                } else {
+                    p.display().to_string()
+                }
+            };
+            // Canonical names of the exposed capabilities, when the config is readable.
+            let tool_names = match load_config(&global.config) {
+                Ok((cfg, _)) => exposed(&cfg)?.into_iter().map(|c| c.name).collect(),
+                Err(_) => vec![],
+            };
+            let mut opts = ClientConfigOptions::new(client, abs(global.config.clone()));
+            opts.store_path = global.store.clone().map(abs);
+            opts.transport = transport;
+            opts.host = host;
+            opts.port = port;
+            opts.auth_token_env = auth_token_env;
+            opts.alias_mode = alias_mode.map(Into::into);
+            opts.include_instructions = include_instructions;
+            opts.tool_names = tool_names;
+            let value = client_config(&opts).map_err(|e| CliError::new(e.code(), e.to_string()))?;
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            Ok(0)
+        }
+    }
+}
+pub fn tools(global: &GlobalArgs, cmd: ToolsCommand) -> Result<i32, CliError> {
+    let (cfg, _) = load_config(&global.config)?;
+    let caps = exposed(&cfg)?;
+    let refs: Vec<&Capability> = caps.iter().collect();
+    match cmd {
+        ToolsCommand::List {
+            aliases,
+            alias_mode,
+            json,
+        } => {
+            let mode: AliasMode = if aliases { AliasMode::Both } else { alias_mode.into() };
+            let defs = tool_defs(&refs, mode);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"ok": true, "mode": cfg.mode.as_str(), "alias_mode": mode.as_str(), "tools": defs})
+                    )
+                    .unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{} tool(s), mode {}, names {}:",
+                    defs.len(),
+                    cfg.mode.as_str(),
+                    mode.as_str()
+                );
+                for d in &defs {
+                    let kind = d.meta.get("synapsor.kind").and_then(Value::as_str).unwrap_or("");
+                    let alias = if d.name != d.title {
+                        format!("  (alias of {})", d.title)
+                    } else {
+                        String::new()
+                    };
+                    println!("  {:<44} {:<9}{alias}", d.name, kind);
+                }
+            }
+            Ok(0)
+        }
+        ToolsCommand::Preview { alias_mode, json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&preview(&refs, alias_mode.into())).unwrap_or_default()
+                );
+            } else {
+                print!("{}", preview_text(&refs, alias_mode.into()));
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliError> {
+    let SmokeCommand::Call { tool, args, serve } = cmd;
+    let args: Value = serde_json::from_str(&args)
+        .map_err(|e| CliError::new("INVALID_ARGS_JSON", format!("--args is not valid JSON: {e}")))?;
+    let Value::Object(args) = args else {
+        return Err(CliError::new("INVALID_ARGS_JSON", "--args must be a JSON object"));
+    };
+    let (runtime, _) = build_runtime(global, serve.result_format)?;
+    let server = McpServer::new(runtime, serve.alias_mode.into());
+    let result = server.call(&tool, Some(args)).await;
+    let is_error = result.is_error.unwrap_or(false);
+    let body = result.structured_content.unwrap_or(Value::Null);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"tool": tool, "is_error": is_error, "result": body})).unwrap_or_default()
+    );
+    Ok(if is_error { 1 } else { 0 })
+}
+
+fn writeback_path(cfg: &RunnerConfig, cap: &Capability) -> Value {
+    match cfg.executors.get(&cap.executor) {
+        Some(Executor::HttpHandler {
+            url_env,
+            signing_secret_env,
+            ..
+        }) => json!({
+            "executor": cap.executor,
+            "path": "app_handler (HTTP)",
+            "url_env": url_env,
+            "signed": signing_secret_env.is_some(),
+            "handler_must": ["verify the signature and timestamp window", "re-check tenant and expected version in its own transaction", "apply at most once per Idempotency-Key", "change only allowed columns"],
+        }),
+        Some(Executor::CommandHandler { command_env, .. }) => json!({
+            "executor": cap.executor,
+            "path": "app_handler (command)",
+            "command_env": command_env,
+            "handler_must": ["re-check tenant and expected version in its own transaction", "apply at most once per idempotency key", "change only allowed columns"],
+        }),
+        _ => {
+            let write_env = cfg.sources.get(&cap.source).and_then(|s| s.write_url_env.clone());
+            json!({
+                "executor": "sql_update",
+                "path": "direct SQL: one guarded UPDATE by primary key, tenant and version, with an idempotency receipt",
+                "write_url_env": write_env,
+                "needs": "the synapsor_writeback_receipts table (synapsor-runner db init-receipts; check with synapsor-runner doctor)",
+            })
+        }
+    }
+}
+
+pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
+    let mut checks: Vec<Value> = Vec::new();
+    let mut ok = true;
+    let mut check = |name: &str, passed: bool, detail: String, checks: &mut Vec<Value>| {
+        ok &= passed;
+        checks.push(json!({"check": name, "ok": passed, "detail": detail}));
+    };
+    let (cfg, warnings) = load_config(&global.config)?;
+    check(
+        "config",
+        true,
+        format!("{} is valid ({} warning(s))", global.config.display(), warnings.len()),
+        &mut checks,
+    );
+    let http = if args.serve {
+        Some(http_options(&args.http)?)
+    } else {
+        None
+    };
+    let store = store_path(global);
+    match StoreLease::check_free(&store) {
+        Ok(()) => check(
+            "lease",
+            true,
+            format!("no server holds {}", store.display()),
+            &mut checks,
+        ),
+        Err(e) => check("lease", false, e.to_string(), &mut checks),
+    }
+    let (runtime, store) = build_runtime(global, args.serve_args.result_format)?;
+    check(
+        "store",
+        true,
+        format!("ledger at {} is open", store.display()),
+        &mut checks,
+    );
+    for name in cfg.sources.keys() {
+        if let Some(src) = runtime.source(name) {
+            match src.ping().await {
+                Ok(()) => check(
+                    &format!("source {name}"),
+                    true,
+                    "reachable with the read role".into(),
+                    &mut checks,
+                ),
+                Err(e) => check(
+                    &format!("source {name}"),
+                    false,
+                    format!("{}: {}", e.code, e.message),
+                    &mut checks,
+                ),
+            }
+        }
+    }
+    let server = McpServer::new(runtime.clone(), args.serve_args.alias_mode.into());
+    let tools: Vec<String> = server.tools().iter().map(|t| t.name.to_string()).collect();
+    check(
+        "tools",
+        !tools.is_empty(),
+        format!("{} tool(s) exposed", tools.len()),
+        &mut checks,
+    );
+    let writeback: Vec<Value> = runtime
+        .exposed()
+        .filter(|c| c.kind == CapabilityKind::Proposal)
+        .map(|c| json!({"capability": c.name, "writeback": writeback_path(&cfg, c)}))
+        .collect();
+    let config_arg = global.config.display().to_string();
+    let next = vec![
+        format!("synapsor-runner --config {config_arg} tools preview"),
+        format!("synapsor-runner --config {config_arg} mcp client-config --client claude-desktop"),
+        format!("synapsor-runner --config {config_arg} mcp serve-streamable-http"),
+        "synapsor-runner proposals list".to_owned(),
+    ];
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json!({"ok": ok, "checks": checks, "tools": tools, "writeback": writeback, "warnings": warnings, "next": next})).unwrap_or_default());
+    } else {
+        for c in &checks {
+            println!(
+                "[{}] {:<20} {}",
+                if c["ok"] == true { " ok " } else { "FAIL" },
+                c["check"].as_str().unwrap_or(""),
+                c["detail"].as_str().unwrap_or("")
+            );
+        }
+        for w in &warnings {
+            println!("[warn] {:<20} {} ({})", w.code, w.message, w.path);
+        }
+        println!("\nTools: {}", tools.join(", "));
+        for w in &writeback {
+            println!(
+                "Writeback for {}: {}",
+                w["capability"].as_str().unwrap_or(""),
+                w["writeback"]["path"].as_str().unwrap_or("")
+            );
+            if let Some(must) = w["writeback"]["handler_must"].as_array() {
+                for m in must {
+                    println!("  the handler must {}", m.as_str().unwrap_or(""));
+                }
+            }
+        }
+        println!("\nNext:");
+        for n in &next {
+            println!("  {n}");
+        }
+    }
+    if !ok {
+        return Ok(1);
+    }
+    match http {
+        Some(opts) if !args.dry_run => {
+            drop(server);
+            serve_http(runtime, &args.serve_args, opts, &store).await
+        }
+        _ => Ok(0),
+    }
+}
