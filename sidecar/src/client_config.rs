@@ -238,9 +238,12 @@ impl ClientConfigOptions {
     }
 
     fn validate(&self) -> Result<(), ClientConfigError> {
-        for (field, value) in [("config path", Some(&self.config_path)), ("command", Some(&self.command))]
-            .into_iter()
-            .chain([("store path", self.store_path.as_ref())])
+        for (field, value) in [
+            ("config path", Some(&self.config_path)),
+            ("command", Some(&self.command)),
+        ]
+        .into_iter()
+        .chain([("store path", self.store_path.as_ref())])
         {
             let Some(value) = value else { continue };
             if value.trim().is_empty() {
@@ -295,7 +298,12 @@ pub fn server_args(opts: &ClientConfigOptions) -> Result<Vec<String>, ClientConf
 
 fn server_args_unchecked(opts: &ClientConfigOptions) -> Vec<String> {
     let mut args: Vec<String> = match opts.transport() {
-        Transport::Stdio => vec!["mcp".into(), "serve".into(), "--config".into(), opts.config_path.clone()],
+        Transport::Stdio => vec![
+            "mcp".into(),
+            "serve".into(),
+            "--config".into(),
+            opts.config_path.clone(),
+        ],
         Transport::StreamableHttp => vec![
             "mcp".into(),
             "serve-streamable-http".into(),
@@ -553,11 +561,11 @@ mod tests {
         for c in ClientKind::ALL {
             assert_eq!(c.as_str().parse::<ClientKind>().unwrap(), c);
         }
+        assert_eq!("zed".parse::<ClientKind>().unwrap_err().code(), "MCP_CLIENT_UNKNOWN");
         assert_eq!(
-            "zed".parse::<ClientKind>().unwrap_err().code(),
-            "MCP_CLIENT_UNKNOWN"
+            "streamable-http".parse::<Transport>().unwrap(),
+            Transport::StreamableHttp
         );
-        assert_eq!("streamable-http".parse::<Transport>().unwrap(), Transport::StreamableHttp);
         assert!("sse".parse::<Transport>().is_err());
     }
 

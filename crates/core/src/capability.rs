@@ -50,14 +50,19 @@ pub struct TrustedContext {
     pub provenance: Provenance,
 }
 
+/// The environment variable holding the tenant when a context does not name one.
+pub const DEFAULT_TENANT_ENV: &str = "SYNAPSOR_TENANT_ID";
+/// The environment variable holding the principal when a context does not name one.
+pub const DEFAULT_PRINCIPAL_ENV: &str = "SYNAPSOR_PRINCIPAL";
+
 /// Resolves a configured context against the runner's environment (`env` looks a name up).
 pub fn resolve_context(
     ctx: &config::TrustedContext,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TrustedContext, ToolError> {
     let v = &ctx.values;
-    let tenant_env = v.tenant_id_env.as_deref().unwrap_or("SYNAPSOR_TENANT_ID");
-    let principal_env = v.principal_env.as_deref().unwrap_or("SYNAPSOR_PRINCIPAL");
+    let tenant_env = v.tenant_id_env.as_deref().unwrap_or(DEFAULT_TENANT_ENV);
+    let principal_env = v.principal_env.as_deref().unwrap_or(DEFAULT_PRINCIPAL_ENV);
     let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let (tenant, principal, provenance) = match ctx.provider {
         ContextProvider::Environment => (

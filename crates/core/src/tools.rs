@@ -81,7 +81,9 @@ impl FromStr for AliasMode {
 pub fn is_openai_tool_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TOOL_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn is_alias_char(c: char) -> bool {
@@ -427,7 +429,10 @@ pub fn tool_meta(cap: &Capability, exposed: &ToolName, mode: AliasMode) -> Map<S
     m.insert("synapsor.source".into(), Value::from(cap.source.as_str()));
     m.insert("synapsor.target".into(), Value::from(cap.target_name()));
     m.insert("synapsor.canonical_tool_name".into(), Value::from(cap.name.as_str()));
-    m.insert("synapsor.exposed_tool_name".into(), Value::from(exposed.exposed.as_str()));
+    m.insert(
+        "synapsor.exposed_tool_name".into(),
+        Value::from(exposed.exposed.as_str()),
+    );
     m.insert("synapsor.tool_name_style".into(), Value::from(mode.as_str()));
     m.insert("synapsor.raw_sql_exposed".into(), Value::Bool(false));
     m.insert("synapsor.approval_tool".into(), Value::Bool(false));
@@ -538,8 +543,8 @@ pub struct ToolPreview {
     pub not_exposed: NotExposed,
 }
 
-const TENANT_ENV_DEFAULT: &str = "SYNAPSOR_TENANT_ID";
-const PRINCIPAL_ENV_DEFAULT: &str = "SYNAPSOR_PRINCIPAL";
+const TENANT_ENV_DEFAULT: &str = crate::capability::DEFAULT_TENANT_ENV;
+const PRINCIPAL_ENV_DEFAULT: &str = crate::capability::DEFAULT_PRINCIPAL_ENV;
 
 fn binding(provider: ContextProvider, env: &str, column: Option<String>) -> BindingPreview {
     let from = match provider {
@@ -569,8 +574,14 @@ impl ToolPreview {
                 required: spec.required,
                 description: arg_description(name, spec),
                 max_length: spec.max_length.filter(|_| spec.arg_type == ArgType::String),
-                minimum: spec.minimum.filter(|_| spec.arg_type == ArgType::Number).and_then(bound),
-                maximum: spec.maximum.filter(|_| spec.arg_type == ArgType::Number).and_then(bound),
+                minimum: spec
+                    .minimum
+                    .filter(|_| spec.arg_type == ArgType::Number)
+                    .and_then(bound),
+                maximum: spec
+                    .maximum
+                    .filter(|_| spec.arg_type == ArgType::Number)
+                    .and_then(bound),
                 allowed: spec.allowed.clone(),
             })
             .collect();

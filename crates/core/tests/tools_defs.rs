@@ -139,7 +139,10 @@ fn proposal_annotations_and_description() {
     assert!(!p.annotations.destructive_hint);
     assert!(p.annotations.idempotent_hint);
     assert!(!p.annotations.open_world_hint);
-    assert_eq!(p.description, format!("Propose a credit on an invoice.\n{EVIDENCE_NOTE}"));
+    assert_eq!(
+        p.description,
+        format!("Propose a credit on an invoice.\n{EVIDENCE_NOTE}")
+    );
     assert_eq!(p.meta["synapsor.kind"], "proposal");
 }
 
@@ -233,8 +236,18 @@ fn preview_says_what_is_hidden() {
     assert_eq!(hidden["tenant"]["column"], "tenant_id");
     assert_eq!(hidden["tenant"]["provider"], "environment");
     assert!(hidden["tenant"]["from"].as_str().unwrap().contains("APP_TENANT"));
-    assert!(hidden["principal"]["from"].as_str().unwrap().contains("SYNAPSOR_PRINCIPAL"));
-    assert!(hidden["sql"].as_str().unwrap().starts_with("SELECT id, tenant_id, status, amount FROM public.invoices"));
+    assert!(
+        hidden["principal"]["from"]
+            .as_str()
+            .unwrap()
+            .contains("SYNAPSOR_PRINCIPAL")
+    );
+    assert!(
+        hidden["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("SELECT id, tenant_id, status, amount FROM public.invoices")
+    );
     assert!(hidden.get("proposal").is_none());
 
     let prop = &v["tools"][1]["not_exposed"];
@@ -332,7 +345,10 @@ fn schema_and_runtime_agree_on_fixed_cases() {
     let validator = jsonschema::validator_for(&def.input_schema).unwrap();
     for (args, ok) in [
         (json!({"invoice_id": "INV-1", "credit": 10}), true),
-        (json!({"invoice_id": "INV-1", "credit": 500.5, "reason": "goodwill", "notify": true}), true),
+        (
+            json!({"invoice_id": "INV-1", "credit": 500.5, "reason": "goodwill", "notify": true}),
+            true,
+        ),
         (json!({"invoice_id": "INV-1"}), false),
         (json!({"invoice_id": "INV-1", "credit": 500.6}), false),
         (json!({"invoice_id": "INV-1", "credit": -1}), false),
@@ -340,7 +356,10 @@ fn schema_and_runtime_agree_on_fixed_cases() {
         (json!({"invoice_id": "INV-1234567890123", "credit": 1}), false),
         (json!({"invoice_id": "INV-1", "credit": 1, "reason": "other"}), false),
         (json!({"invoice_id": "INV-1", "credit": 1, "notify": "yes"}), false),
-        (json!({"invoice_id": "INV-1", "credit": 1, "tenant_id": "other-tenant"}), false),
+        (
+            json!({"invoice_id": "INV-1", "credit": 1, "tenant_id": "other-tenant"}),
+            false,
+        ),
         (json!({"invoice_id": "INV-1", "credit": 1, "extra": 1}), false),
     ] {
         assert_eq!(validator.is_valid(&args), ok, "schema on {args}");
