@@ -267,6 +267,15 @@ pub enum Executor {
     CommandHandler {
         #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
         command_env: String,
+        /// Environment variable holding the HMAC secret; the signature is passed to the command
+        /// in the environment variable `SYNAPSOR_SIGNATURE`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+        signing_secret_env: Option<String>,
+        /// Key id sent with the signature so handlers can rotate secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
+        signing_key_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(range(min = 1, max = 600000))]
         timeout_ms: Option<u64>,

@@ -174,7 +174,7 @@ const HTTP_HANDLER_KEYS: &[&str] = &[
     "signing_key_id",
     "timeout_ms",
 ];
-const COMMAND_HANDLER_KEYS: &[&str] = &["type", "command_env", "timeout_ms"];
+const COMMAND_HANDLER_KEYS: &[&str] = &["type", "command_env", "signing_secret_env", "signing_key_id", "timeout_ms"];
 const AUTH_KEYS: &[&str] = &["type", "token_env"];
 const CAPABILITY_KEYS: &[&str] = &[
     "name",
@@ -1286,40 +1286,7 @@ impl Validator {
                 if let Some(auth) = obj.get("auth") {
                     self.executor_auth(auth, &path.key("auth"));
                 }
-                let has_secret = match obj.get("signing_secret_env") {
-                    None => {
-                        self.warn(
-                            "HANDLER_UNSIGNED",
-                            &path.key("signing_secret_env"),
-                            "requests to this handler are not signed; set signing_secret_env so the handler can verify they come from the runner",
-                        );
-                        false
-                    }
-                    Some(s) if s.as_str().is_some_and(is_env_name) => true,
-                    Some(_) => {
-                        self.error(
-                            "HANDLER_SIGNING_SECRET_ENV_INVALID",
-                            &path.key("signing_secret_env"),
-                            "signing_secret_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the secret)",
-                        );
-                        true
-                    }
-                };
-                if let Some(k) = obj.get("signing_key_id") {
-                    if !k.as_str().is_some_and(is_signing_key_id) {
-                        self.error(
-                            "INVALID_SIGNING_KEY_ID",
-                            &path.key("signing_key_id"),
-                            "signing_key_id must match ^[A-Za-z0-9_.-]{1,64}$, e.g. billing-2025-01",
-                        );
-                    } else if !has_secret {
-                        self.error(
-                            "SIGNING_KEY_ID_WITHOUT_SECRET",
-                            &path.key("signing_key_id"),
-                            "signing_key_id has no effect without signing_secret_env; add signing_secret_env or remove signing_key_id",
-                        );
-                    }
-                }
+                self.executor_signing(obj, path);
                 timeout(self);
             }
             Some(ExecType::CommandHandler) => {
@@ -1330,11 +1297,50 @@ impl Validator {
                         "command_env is required; set it to the name of the environment variable that holds the handler command",
                     );
                 }
+                self.executor_signing(obj, path);
                 timeout(self);
             }
             Some(ExecType::SqlUpdate) | None => {}
         }
         ty
+    }
+
+    /// `signing_secret_env` and `signing_key_id` of a handler executor (HTTP or command).
+    fn executor_signing(&mut self, obj: &Map<String, Value>, path: &Path) {
+        let has_secret = match obj.get("signing_secret_env") {
+            None => {
+                self.warn(
+                    "HANDLER_UNSIGNED",
+                    &path.key("signing_secret_env"),
+                    "requests to this handler are not signed; set signing_secret_env so the handler can verify they come from the runner",
+                );
+                false
+            }
+            Some(s) if s.as_str().is_some_and(is_env_name) => true,
+            Some(_) => {
+                self.error(
+                    "HANDLER_SIGNING_SECRET_ENV_INVALID",
+                    &path.key("signing_secret_env"),
+                    "signing_secret_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the secret)",
+                );
+                true
+            }
+        };
+        if let Some(k) = obj.get("signing_key_id") {
+            if !k.as_str().is_some_and(is_signing_key_id) {
+                self.error(
+                    "INVALID_SIGNING_KEY_ID",
+                    &path.key("signing_key_id"),
+                    "signing_key_id must match ^[A-Za-z0-9_.-]{1,64}$, e.g. billing-2025-01",
+                );
+            } else if !has_secret {
+                self.error(
+                    "SIGNING_KEY_ID_WITHOUT_SECRET",
+                    &path.key("signing_key_id"),
+                    "signing_key_id has no effect without signing_secret_env; add signing_secret_env or remove signing_key_id",
+                );
+            }
+        }
     }
 
     fn executor_auth(&mut self, v: &Value, path: &Path) {
