@@ -139,7 +139,16 @@ fn normalize_number(n: &Number) -> Number {
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds) for a date-time string, else `None`.
 pub fn normalize_timestamp(s: &str) -> Option<String> {
-    let micros = timestamp_micros(s)?;
+    format_micros(timestamp_micros(s)?)
+}
+
+/// Unix microseconds as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the normalized form; handy for writing a
+/// new version value (`format_timestamp_micros(now)`). Years outside 0000-9999 give the epoch.
+pub fn format_timestamp_micros(unix_micros: i64) -> String {
+    format_micros(unix_micros).unwrap_or_else(|| "1970-01-01T00:00:00.000000Z".to_owned())
+}
+
+fn format_micros(micros: i64) -> Option<String> {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));

@@ -17,11 +17,14 @@ use crate::error::VerifyError;
 /// succeeds.
 pub trait ReplayGuard {
     /// Records `idempotency_key` as used, or returns [`VerifyError::Replayed`] when it already
-    /// was. Call it just before the write, inside the write's transaction where you can.
+    /// was (answer [`crate::HandlerReceipt::already_applied`]). Claim before the version check:
+    /// after an applied write the version has moved, and a repeat must still read as
+    /// `already_applied`, not as a conflict.
     fn claim(&self, idempotency_key: &str) -> Result<(), VerifyError>;
 
-    /// Forgets a claim whose write did not happen (rolled back, failed), so the runner may
-    /// retry. Keys of `applied` and `conflict` outcomes stay claimed.
+    /// Forgets a claim whose write did not commit (a guard refused it, it failed or was rolled
+    /// back, or it was a dry run), so a later attempt is judged afresh. Only an applied write
+    /// keeps its key.
     fn release(&self, idempotency_key: &str);
 }
 

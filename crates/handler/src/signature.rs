@@ -18,6 +18,9 @@ type HmacSha256 = Hmac<Sha256>;
 /// Shortest accepted signing secret, in bytes (256 bits, the HMAC-SHA256 output size).
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The key id a runner signs with when its executor has no `signing_key_id`.
+pub const DEFAULT_KEY_ID: &str = "default";
+
 /// Largest request body [`verify`] accepts (1 MiB); a handler should refuse bigger bodies
 /// before buffering them.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -45,6 +48,15 @@ fn valid_key_id(kid: &str) -> bool {
         && kid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether an `Authorization` header value is `Bearer <token>`, compared in constant time (over
+/// SHA-256 digests, so neither the length nor the first differing byte shows in the timing).
+pub fn bearer_matches(authorization: Option<&str>, token: &str) -> bool {
+    use sha2::Digest;
+    let given = Sha256::digest(authorization.unwrap_or("").as_bytes());
+    let expected = Sha256::digest(format!("Bearer {token}").as_bytes());
+    given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// A checked secret: at least [`MIN_SECRET_LEN`] bytes. `Debug` never shows it.
@@ -311,7 +323,11 @@ mod tests {
             "t=1,kid=k,v1=abc",
             &format!("t=1,kid=k,v1={}", "z".repeat(64)),
         ] {
-            assert_eq!(SignatureHeader::parse(bad).unwrap_err().code(), "SIGNATURE_MALFORMED", "{bad}");
+            assert_eq!(
+                SignatureHeader::parse(bad).unwrap_err().code(),
+                "SIGNATURE_MALFORMED",
+                "{bad}"
+            );
         }
         assert_eq!(SignatureHeader::parse("  ").unwrap_err().code(), "SIGNATURE_MISSING");
         // Unknown parts are ignored.
@@ -320,12 +336,26 @@ mod tests {
 
     #[test]
     fn keys_are_checked_and_redacted() {
-        assert_eq!(KeyRing::single("k", b"short").unwrap_err().code(), "SIGNING_SECRET_TOO_SHORT");
-        assert_eq!(KeyRing::single("a,b", SECRET).unwrap_err().code(), "SIGNING_KEY_ID_INVALID");
+        assert_eq!(
+            KeyRing::single("k", b"short").unwrap_err().code(),
+            "SIGNING_SECRET_TOO_SHORT"
+        );
+        assert_eq!(
+            KeyRing::single("a,b", SECRET).unwrap_err().code(),
+            "SIGNING_KEY_ID_INVALID"
+        );
         let ring = KeyRing::single("k", SECRET).unwrap();
         assert!(!format!("{ring:?}").contains("0123456789"));
         let key = SigningKey::new("k", SECRET).unwrap();
         assert!(!format!("{key:?}").contains("0123456789"));
         assert_eq!(key.sign(5, b"x"), sign(SECRET, "k", 5, b"x"));
+    }
+
+    #[test]
+    fn bearer() {
+        assert!(bearer_matches(Some("Bearer tok-123"), "tok-123"));
+        assert!(!bearer_matches(Some("Bearer tok-124"), "tok-123"));
+        assert!(!bearer_matches(Some("tok-123"), "tok-123"));
+        assert!(!bearer_matches(None, "tok-123"));
     }
 }

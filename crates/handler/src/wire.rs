@@ -27,9 +27,10 @@ pub const DEFAULT_SKEW_SECS: u64 = 300;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerRequest {
-    /// Always [`REQUEST_SCHEMA`].
+    /// Always `synapsor.handler-request.v1`.
     #[schemars(extend("const" = REQUEST_SCHEMA))]
     pub schema_version: String,
+    /// The approved proposal's id.
     pub proposal_id: String,
     /// Stable for the proposal: the handler must apply at most once per key.
     pub idempotency_key: String,
@@ -46,6 +47,7 @@ pub struct HandlerRequest {
     #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
     pub digest: String,
     pub tenant: TenantGuard,
+    /// Who (which agent or user) proposed the change.
     pub principal: String,
     pub target: Target,
     /// Columns the handler may change; every `patch` key is one of them.
@@ -54,6 +56,7 @@ pub struct HandlerRequest {
     pub before: Map<String, Value>,
     /// The exact new values.
     pub patch: Map<String, Value>,
+    /// `before` with `patch` applied.
     pub after: Map<String, Value>,
     /// The handler must refuse (status `conflict`) when the row's version differs.
     pub expected_version: ColumnValue,
@@ -66,29 +69,36 @@ pub struct HandlerRequest {
 pub struct TenantGuard {
     /// The tenant column, or `null` for single-tenant development targets.
     pub column: Option<String>,
+    /// The trusted tenant id the proposal was made in.
     pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
+    /// Source name from the config.
     pub source: String,
     pub schema: String,
     pub table: String,
+    /// The one row to change.
     pub primary_key: ColumnValue,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnValue {
+    /// A column name.
     pub column: String,
+    /// Its value as read from the source (string, number, ...).
     pub value: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
+    /// The approver's identity as the runner verified it.
     pub approver: String,
+    /// RFC 3339 UTC.
     pub approved_at: String,
 }
 
@@ -96,11 +106,11 @@ pub struct Approval {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandlerReceipt {
-    /// Always [`RECEIPT_SCHEMA`].
+    /// Always `synapsor.handler-receipt.v1`.
     #[schemars(extend("const" = RECEIPT_SCHEMA))]
     pub schema_version: String,
     pub status: ReceiptStatus,
-    /// 1 when applied, 0 otherwise.
+    /// Rows written: 1 when applied (0 for a dry run), 0 otherwise.
     pub rows_affected: u32,
     /// A stable UPPER_SNAKE code when not applied (e.g. `VERSION_CONFLICT`, `ROW_NOT_FOUND`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,8 +127,12 @@ pub struct HandlerReceipt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
+    /// The change was written now.
     Applied,
+    /// The idempotency key was applied before; nothing was written now.
     AlreadyApplied,
+    /// The row moved (gone, other tenant, new version); nothing was written. Final.
     Conflict,
+    /// The handler refused or could not write; nothing was written.
     Failed,
 }
