@@ -66,6 +66,32 @@ else
     step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 fi
 
+# The official MCP TypeScript SDK client (tests/mcp-clients) that sidecar/tests/mcp_ts_client.rs
+# drives; with SYNAPSOR_REQUIRE_DBS=1 below, those tests fail instead of skipping without it.
+# `npm ci` installs exactly the committed package-lock.json; skipped when node_modules already
+# matches it (npm writes node_modules/.package-lock.json on install).
+ts_clients=tests/mcp-clients
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "node/npm not found: install Node.js 20+ (the MCP TypeScript client tests need it)"
+    exit 1
+fi
+if [ ! -f "$ts_clients/node_modules/.package-lock.json" ] ||
+    [ "$ts_clients/package-lock.json" -nt "$ts_clients/node_modules/.package-lock.json" ]; then
+    step "npm ci (MCP TypeScript SDK client)" npm ci --prefix "$ts_clients" --no-audit --no-fund
+fi
+
+# Handler template tests (sidecar/tests/handler_templates.rs) run templates/fastapi/app.py with
+# uvicorn and templates/command/handler.py with python3; under SYNAPSOR_REQUIRE_DBS=1 below they
+# fail instead of skipping, so install the two Python packages here when they are missing.
+if ! command -v python3 >/dev/null 2>&1; then
+    log "python3 not found: install Python 3 (the handler template tests need it)"
+    exit 1
+fi
+if ! python3 -c 'import fastapi, uvicorn' >/dev/null 2>&1; then
+    step "pip install fastapi uvicorn (handler template tests)" \
+        python3 -m pip install --quiet -r templates/fastapi/requirements.txt
+fi
+
 # Databases. dev-db.sh prints only `export ...` lines on stdout.
 DBS_STARTED=1 # set before starting so a half-started set is cleaned up too
 db_env=$(bash scripts/dev-db.sh start </dev/null) || {

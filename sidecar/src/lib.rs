@@ -7,9 +7,34 @@
 //! What it is not: it holds only read credentials and never writes the source database from a
 //! tool call; approval is a human act outside the tool surface.
 
+/// `println!` that ends the process quietly when stdout is closed (e.g. piped into `head`),
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// `print!` with the same broken-pipe behaviour as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 pub mod cli;
+pub mod client_config;
 pub mod context;
 pub mod demo;
-pub mod runtime;
-pub mod client_config;
 pub mod mcp;
+pub mod runtime;

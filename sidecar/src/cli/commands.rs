@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": false, "error": {"code": e.code, "message": e.message}})
                 );
@@ -109,7 +109,7 @@ fn wants_json(c: &Command) -> bool {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
 /// Reads and validates the config file.
@@ -186,12 +186,12 @@ fn config_cmd(global: &GlobalArgs, c: ConfigCommand) -> Result<i32, CliError> {
                 }));
             } else {
                 for i in &report.errors {
-                    println!("error   {:<40} {}\n        {}", i.code, i.path, i.message);
+                    outln!("error   {:<40} {}\n        {}", i.code, i.path, i.message);
                 }
                 for i in &report.warnings {
-                    println!("warning {:<40} {}\n        {}", i.code, i.path, i.message);
+                    outln!("warning {:<40} {}\n        {}", i.code, i.path, i.message);
                 }
-                println!(
+                outln!(
                     "{}: {} ({} error(s), {} warning(s))",
                     path.display(),
                     if valid { "valid" } else { "invalid" },
@@ -265,7 +265,7 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
             if json {
                 print_json(&json!({"ok": true, "proposals": rows}));
             } else {
-                print!("{}", output::proposal_table(&rows));
+                out!("{}", output::proposal_table(&rows));
             }
             Ok(0)
         }
@@ -275,7 +275,7 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
             if json {
                 print_json(&json!({"ok": true, "proposal": p, "diff": p.change_set.diff()}));
             } else {
-                print!("{}", output::proposal_detail(&p));
+                out!("{}", output::proposal_detail(&p));
             }
             Ok(0)
         }
@@ -313,14 +313,14 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
                     &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "approved_by": actor, "digest": digest, "approvals": approvals, "required_approvals": updated.change_set.approval.required_approvals}),
                 );
             } else {
-                println!(
+                outln!(
                     "Approved {} as {actor} (digest {digest}); state {} ({approvals} of {} approvals).",
                     updated.change_set.proposal_id,
                     updated.state.as_str(),
                     updated.change_set.approval.required_approvals
                 );
                 if updated.state == ProposalState::Approved {
-                    println!("Apply runs through a privileged executor; nothing is written until then.");
+                    outln!("Apply runs through a privileged executor; nothing is written until then.");
                 }
             }
             Ok(0)
@@ -342,7 +342,7 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
                     &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "rejected_by": actor}),
                 );
             } else {
-                println!("Rejected {} as {actor}: {reason}", updated.change_set.proposal_id);
+                outln!("Rejected {} as {actor}: {reason}", updated.change_set.proposal_id);
             }
             Ok(0)
         }
@@ -355,7 +355,7 @@ fn evidence_show(global: &GlobalArgs, id: &str, json: bool) -> Result<i32, CliEr
     if json {
         print_json(&json!({"ok": true, "evidence": b}));
     } else {
-        print!("{}", output::evidence_detail(&b));
+        out!("{}", output::evidence_detail(&b));
     }
     Ok(0)
 }
@@ -366,7 +366,7 @@ fn replay_cmd(global: &GlobalArgs, id: &str, json: bool) -> Result<i32, CliError
     if json {
         print_json(&json!({"ok": true, "replay": r}));
     } else {
-        print!("{}", output::replay_detail(&r));
+        out!("{}", output::replay_detail(&r));
     }
     Ok(0)
 }
@@ -422,20 +422,22 @@ fn store_cmd(global: &GlobalArgs, c: StoreCommand) -> Result<i32, CliError> {
             if json {
                 print_json(&json!({"ok": true, "stats": s}));
             } else {
-                println!("Store {}", s.path);
-                println!("  schema version     {}", s.schema_version);
-                println!("  proposals          {}", s.proposals);
+                outln!("Store {}", s.path);
+                outln!("  schema version     {}", s.schema_version);
+                outln!("  proposals          {}", s.proposals);
                 for (state, n) in &s.proposals_by_state {
-                    println!("    {state:<16} {n}");
+                    outln!("    {state:<16} {n}");
                 }
-                println!("  proposal events    {}", s.proposal_events);
-                println!("  approvals          {}", s.approvals);
-                println!("  evidence bundles   {}", s.evidence_bundles);
-                println!("  query audit rows   {}", s.query_audit);
-                println!("  receipts           {}", s.receipts);
-                println!(
+                outln!("  proposal events    {}", s.proposal_events);
+                outln!("  approvals          {}", s.approvals);
+                outln!("  evidence bundles   {}", s.evidence_bundles);
+                outln!("  query audit rows   {}", s.query_audit);
+                outln!("  receipts           {}", s.receipts);
+                outln!(
                     "  size               {} bytes ({} pages of {})",
-                    s.approx_bytes, s.page_count, s.page_size
+                    s.approx_bytes,
+                    s.page_count,
+                    s.page_size
                 );
             }
             Ok(0)
@@ -443,7 +445,7 @@ fn store_cmd(global: &GlobalArgs, c: StoreCommand) -> Result<i32, CliError> {
         StoreCommand::Vacuum => {
             StoreLease::check_free(&path)?;
             LedgerStore::open_existing(&path)?.vacuum()?;
-            println!("Vacuumed {}.", path.display());
+            outln!("Vacuumed {}.", path.display());
             Ok(0)
         }
         StoreCommand::Prune {
@@ -466,7 +468,7 @@ fn store_cmd(global: &GlobalArgs, c: StoreCommand) -> Result<i32, CliError> {
             if json {
                 print_json(&json!({"ok": true, "prune": report}));
             } else {
-                println!(
+                outln!(
                     "{} decided proposals created before {cutoff}: {} proposals, {} events, {} approvals, {} evidence bundles, {} query audit rows, {} receipts.",
                     if yes { "Deleted" } else { "Would delete" },
                     report.proposals,
@@ -477,7 +479,7 @@ fn store_cmd(global: &GlobalArgs, c: StoreCommand) -> Result<i32, CliError> {
                     report.receipts
                 );
                 if !yes {
-                    println!("Dry run: nothing deleted. Pass --yes to delete.");
+                    outln!("Dry run: nothing deleted. Pass --yes to delete.");
                 }
             }
             Ok(0)
@@ -490,7 +492,7 @@ fn store_cmd(global: &GlobalArgs, c: StoreCommand) -> Result<i32, CliError> {
                 ));
             }
             synapsor_ledger::reset(&path)?;
-            println!(
+            outln!(
                 "Deleted the ledger at {}. The source database was not changed.",
                 path.display()
             );

@@ -248,6 +248,13 @@ fn shutdown_token() -> CancellationToken {
 /// Checks the HTTP options and resolves the token, before any port is bound.
 pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
     let loopback = http.host.is_loopback();
+    let token_set = std::env::var(&http.auth_token_env).is_ok_and(|t| !t.is_empty());
+    if http.dev_no_auth && !loopback && !token_set {
+        return Err(CliError::new(
+            "HTTP_DEV_NO_AUTH_UNSAFE_HOST",
+            "--dev-no-auth is allowed only on a loopback address",
+        ));
+    }
     if !loopback && !http.allow_remote {
         return Err(CliError::new(
             "HTTP_REMOTE_BIND_REFUSED",
@@ -379,7 +386,7 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             opts.include_instructions = include_instructions;
             opts.tool_names = tool_names;
             let value = client_config(&opts).map_err(|e| CliError::new(e.code(), e.to_string()))?;
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             Ok(0)
         }
     }
@@ -397,7 +404,7 @@ pub fn tools(global: &GlobalArgs, cmd: ToolsCommand) -> Result<i32, CliError> {
             let mode: AliasMode = if aliases { AliasMode::Both } else { alias_mode.into() };
             let defs = tool_defs(&refs, mode);
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"ok": true, "mode": cfg.mode.as_str(), "alias_mode": mode.as_str(), "tools": defs})
@@ -405,7 +412,7 @@ pub fn tools(global: &GlobalArgs, cmd: ToolsCommand) -> Result<i32, CliError> {
                     .unwrap_or_default()
                 );
             } else {
-                println!(
+                outln!(
                     "{} tool(s), mode {}, names {}:",
                     defs.len(),
                     cfg.mode.as_str(),
@@ -418,19 +425,19 @@ pub fn tools(global: &GlobalArgs, cmd: ToolsCommand) -> Result<i32, CliError> {
                     } else {
                         String::new()
                     };
-                    println!("  {:<44} {:<9}{alias}", d.name, kind);
+                    outln!("  {:<44} {:<9}{alias}", d.name, kind);
                 }
             }
             Ok(0)
         }
         ToolsCommand::Preview { alias_mode, json } => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&preview(&refs, alias_mode.into())).unwrap_or_default()
                 );
             } else {
-                print!("{}", preview_text(&refs, alias_mode.into()));
+                out!("{}", preview_text(&refs, alias_mode.into()));
             }
             Ok(0)
         }
@@ -449,7 +456,7 @@ pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliErr
     let result = server.call(&tool, Some(args)).await;
     let is_error = result.is_error.unwrap_or(false);
     let body = result.structured_content.unwrap_or(Value::Null);
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&json!({"tool": tool, "is_error": is_error, "result": body})).unwrap_or_default()
     );
@@ -562,10 +569,10 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         "synapsor-runner proposals list".to_owned(),
     ];
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"ok": ok, "checks": checks, "tools": tools, "writeback": writeback, "warnings": warnings, "next": next})).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&json!({"ok": ok, "checks": checks, "tools": tools, "writeback": writeback, "warnings": warnings, "next": next})).unwrap_or_default());
     } else {
         for c in &checks {
-            println!(
+            outln!(
                 "[{}] {:<20} {}",
                 if c["ok"] == true { " ok " } else { "FAIL" },
                 c["check"].as_str().unwrap_or(""),
@@ -573,24 +580,24 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
             );
         }
         for w in &warnings {
-            println!("[warn] {:<20} {} ({})", w.code, w.message, w.path);
+            outln!("[warn] {:<20} {} ({})", w.code, w.message, w.path);
         }
-        println!("\nTools: {}", tools.join(", "));
+        outln!("\nTools: {}", tools.join(", "));
         for w in &writeback {
-            println!(
+            outln!(
                 "Writeback for {}: {}",
                 w["capability"].as_str().unwrap_or(""),
                 w["writeback"]["path"].as_str().unwrap_or("")
             );
             if let Some(must) = w["writeback"]["handler_must"].as_array() {
                 for m in must {
-                    println!("  the handler must {}", m.as_str().unwrap_or(""));
+                    outln!("  the handler must {}", m.as_str().unwrap_or(""));
                 }
             }
         }
-        println!("\nNext:");
+        outln!("\nNext:");
         for n in &next {
-            println!("  {n}");
+            outln!("  {n}");
         }
     }
     if !ok {

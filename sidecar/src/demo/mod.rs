@@ -97,7 +97,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
     let human = !args.json;
     let say = |s: &str| {
         if human {
-            println!("{s}");
+            outln!("{s}");
         }
     };
     say("Synapsor Runner quick demo: an agent of tenant \"acme\" works on invoices through reviewed capabilities.");
@@ -219,7 +219,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         && unchanged
         && replay.digest_verified;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "ok": ok,

@@ -61,6 +61,24 @@ fn json_error(status: StatusCode, code: &str) -> Response {
         .into_response()
 }
 
+/// The `Host` check for routes outside rmcp's service (`/healthz`, unknown paths), so a
+/// DNS-rebinding page learns nothing from them either.
+async fn host_guard(State(hosts): State<Arc<Vec<String>>>, req: Request<Body>, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if !hosts.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        return json_error(StatusCode::FORBIDDEN, "host_not_allowed");
+    }
+    next.run(req).await
+}
+
 async fn guard(State(g): State<Arc<Guard>>, req: Request<Body>, next: Next) -> Response {
     if let Some(expected) = &g.token {
         let presented = req
@@ -103,6 +121,7 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     if !opts.bind.ip().is_unspecified() {
         hosts.push(opts.bind.ip().to_string());
     }
+    let host_list = Arc::new(hosts.clone());
     let mut session_config = SessionConfig::default();
     session_config.keep_alive = Some(opts.session_idle);
     let mut sessions = LocalSessionManager::default();
@@ -138,9 +157,19 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
                 }
             }),
         )
-        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found") });
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found") })
+        .layer(middleware::from_fn_with_state(host_list, host_guard));
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving MCP over Streamable HTTP at /mcp");
+    // The bound address (useful with --port 0) on stderr; stdout stays clean.
+    eprintln!(
+        "synapsor-runner: serving {tools} tool(s) over Streamable HTTP at http://{}/mcp{} (health: /healthz)",
+        listener.local_addr()?,
+        if opts.token.is_none() {
+            " WITHOUT AUTH (--dev-no-auth)"
+        } else {
+            ""
+        }
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

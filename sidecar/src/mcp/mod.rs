@@ -19,7 +19,9 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ServerHandler, ServiceExt};
 use serde_json::{Value, json};
+use synapsor_core::envelope::ToolOutcome;
 use synapsor_core::tools::{AliasMode, ToolNames, tool_def};
+use synapsor_core::{ToolCode, ToolError};
 use synapsor_ledger::LedgerError;
 
 use crate::runtime::Runtime;
@@ -82,8 +84,17 @@ impl McpServer {
 
     /// Calls a tool by its exposed name, exactly as `tools/call` does.
     pub async fn call(&self, exposed: &str, args: Option<JsonObject>) -> CallToolResult {
-        // An unknown name is passed through so the runtime answers CAPABILITY_NOT_FOUND.
-        let canonical = self.names.resolve(exposed).unwrap_or(exposed).to_owned();
+        // Only listed names resolve: in `openai` mode the canonical names are not callable either.
+        let Some(canonical) = self.names.resolve(exposed).map(str::to_owned) else {
+            let outcome = ToolOutcome::Error {
+                capability: exposed.chars().take(80).collect(),
+                kind: None,
+                error: ToolError::new(ToolCode::CapabilityNotFound, "no listed tool has this name"),
+                context: None,
+            };
+            let (envelope, _) = outcome.render(self.runtime.result_format());
+            return CallToolResult::structured_error(envelope);
+        };
         let args = args.map(Value::Object).unwrap_or(Value::Null);
         let (envelope, is_error) = self.runtime.call_envelope(&canonical, &args).await;
         let meta = MetaObject(
