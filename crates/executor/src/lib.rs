@@ -1,1 +1,102 @@
-//! Guarded writeback executors (being written).
+//! Guarded writeback executors of Synapsor Runner.
+//!
+//! What it is: the privileged half of the product. Given an approved change set and the
+//! *current* reviewed capability, an [`Executor`] applies exactly that change or refuses, and
+//! always returns a [`Receipt`]. The built-in [`SqlUpdateExecutor`] writes one row of PostgreSQL,
+//! MySQL/MariaDB or SQLite in one transaction: it claims an idempotency receipt row in the
+//! source's `synapsor_writeback_receipts` table, locks the row by primary key AND tenant,
+//! compares the expected version (or row hash), re-checks allowed columns, bounds and transition
+//! guards against the current config and the locked row, updates exactly one row and marks the
+//! receipt `applied`, or rolls everything back. [`receipts_ddl`], [`receipts_grants`],
+//! [`init_receipts`] and [`check_receipts`] set up and verify the receipts table.
+//!
+//! What it is not: it does not read or write the ledger or move proposal states (the caller
+//! does, around [`Executor::apply`]), never creates tables during an apply, and never returns
+//! driver text: failures carry a stable [`WritebackCode`], details go to the log, redacted.
+//! App-owned handler executors (`http_handler`, `command_handler`) plug in through the same
+//! [`Executor`] trait; [`select_executor`] reports them as not available in this build.
+
+pub mod error;
+pub mod guards;
+pub mod receipt;
+pub mod receipts_table;
+pub mod sql;
+pub mod url;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use synapsor_core::config::{self, RunnerConfig, Source};
+use synapsor_core::{Capability, ChangeSet};
+
+pub use error::ExecutorError;
+pub use receipt::{Check, Receipt, ReceiptStatus, WritebackCode, idempotency_key};
+pub use receipts_table::{
+    InitReport, ReceiptsCheck, check_receipts, init_receipts, receipts_ddl, receipts_grants, receipts_table_name,
+};
+pub use sql::{RECEIPTS_TABLE, SqlUpdateExecutor, WriterSettings};
+
+/// A boxed future, so [`Executor`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Looks an environment variable up (the runner's `Env`, or a test's overlay).
+pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Send + Sync);
+
+/// One apply (or dry run) of one approved change set.
+pub struct ApplyRequest<'a> {
+    pub change_set: &'a ChangeSet,
+    /// The capability compiled from the *current* reviewed config; guards are re-checked
+    /// against it, not only against what the change set recorded.
+    pub capability: &'a Capability,
+    pub source_name: &'a str,
+    pub source: &'a Source,
+    /// Where credentials come from: the writer URL is `env(source.write_url_env)`.
+    pub env: EnvLookup<'a>,
+    /// RFC 3339 UTC timestamp of this attempt (the caller's clock).
+    pub executed_at: String,
+    /// Run every check and the guarded UPDATE, then roll back and report `would_apply`.
+    pub dry_run: bool,
+}
+
+impl std::fmt::Debug for ApplyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyRequest")
+            .field("proposal_id", &self.change_set.proposal_id)
+            .field("capability", &self.capability.name)
+            .field("source", &self.source_name)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Applies approved change sets. Implementations never panic on bad input and never return
+/// driver text: every outcome, including setup failures, is a [`Receipt`].
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// `sql_update` or the configured executor name.
+    fn name(&self) -> &str;
+
+    fn apply<'a>(&'a self, req: ApplyRequest<'a>) -> BoxFuture<'a, Receipt>;
+}
+
+/// The executor of a capability: `sql_update` (also a named `type: sql_update` executor), else
+/// an error. Handler executors are reported as not available in this build, so callers can
+/// refuse before changing any state.
+pub fn select_executor(config: &RunnerConfig, capability: &Capability) -> Result<Box<dyn Executor>, ExecutorError> {
+    if capability.executor == "sql_update" {
+        return Ok(Box::new(SqlUpdateExecutor));
+    }
+    match config.executors.get(&capability.executor) {
+        Some(config::Executor::SqlUpdate {}) => Ok(Box::new(SqlUpdateExecutor)),
+        Some(config::Executor::HttpHandler { .. }) => Err(ExecutorError::HandlerExecutorNotAvailable {
+            name: capability.executor.clone(),
+            kind: "http_handler",
+        }),
+        Some(config::Executor::CommandHandler { .. }) => Err(ExecutorError::HandlerExecutorNotAvailable {
+            name: capability.executor.clone(),
+            kind: "command_handler",
+        }),
+        None => Err(ExecutorError::UnknownExecutor {
+            name: capability.executor.clone(),
+        }),
+    }
+}
