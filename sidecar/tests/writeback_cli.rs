@@ -135,7 +135,7 @@ async fn the_current_config_decides() {
 }
 
 #[tokio::test]
-async fn handler_executors_are_refused_without_changing_state() {
+async fn handler_executors_without_their_environment_fail_retryably() {
     let db = writeback_support::sqlite(true);
     let mut cap = fee_capability(&db);
     cap["executor"] = json!("billing_handler");
@@ -147,14 +147,20 @@ async fn handler_executors_are_refused_without_changing_state() {
         }),
     );
     let p = approved_fee_proposal(&s, "INV-1", 2500).await;
+    // Handlers run (sidecar/tests/writeback_handlers.rs); without the handler's URL nothing is
+    // sent, nothing is written, and the proposal can be applied again once it is set.
     let (rc, v) = s.apply(&p, &[], true);
     assert_eq!(
-        (rc, v["error"]["code"].as_str()),
-        (1, Some("HANDLER_EXECUTOR_NOT_AVAILABLE")),
+        (
+            rc,
+            v["receipt"]["status"].as_str(),
+            v["receipt"]["safe_error_code"].as_str()
+        ),
+        (1, Some("failed"), Some("HANDLER_URL_MISSING")),
         "{v}"
     );
-    assert_eq!(s.state(&p), "approved");
-    assert!(s.store().receipts_for(&p).unwrap().is_empty());
+    assert_eq!(s.state(&p), "failed");
+    assert_eq!(s.store().receipts_for(&p).unwrap().len(), 1);
     assert_eq!(s.db.total_writes().await, 0);
 
     // Doctor checks the handler's environment (presence only, values never printed).

@@ -3,7 +3,7 @@
 
 The runner runs this command with the request on stdin and the signature header value in the
 environment variable SYNAPSOR_SIGNATURE; the handler writes the receipt on stdout and exits 0.
-(A non-zero exit is recorded as `failed HANDLER_EXIT_<code>`.)
+(A non-zero exit without a valid receipt on stdout is recorded as `failed HANDLER_COMMAND_FAILED`.)
 
 ==========================================================================================
 IMPORTANT: YOUR HANDLER OWNS THE FINAL WRITE.

@@ -6,11 +6,6 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecutorError {
-    #[error(
-        "executor {name} is an app-owned handler ({kind}); handler executors are not available in this build, and nothing was changed"
-    )]
-    HandlerExecutorNotAvailable { name: String, kind: &'static str },
-
     #[error("executor {name} is not defined in the config")]
     UnknownExecutor { name: String },
 
@@ -36,7 +31,6 @@ pub enum ExecutorError {
 impl ExecutorError {
     pub fn code(&self) -> &'static str {
         match self {
-            ExecutorError::HandlerExecutorNotAvailable { .. } => "HANDLER_EXECUTOR_NOT_AVAILABLE",
             ExecutorError::UnknownExecutor { .. } => "UNKNOWN_EXECUTOR",
             ExecutorError::UnsafeIdentifier { .. } => "UNSAFE_IDENTIFIER",
             ExecutorError::InvalidRoleName { .. } => "INVALID_ROLE_NAME",

@@ -13,9 +13,14 @@
 //! What it is not: it does not read or write the ledger or move proposal states (the caller
 //! does, around [`Executor::apply`]), never creates tables during an apply, and never returns
 //! driver text: failures carry a stable [`WritebackCode`], details go to the log, redacted.
-//! App-owned handler executors (`http_handler`, `command_handler`) plug in through the same
-//! [`Executor`] trait; [`select_executor`] reports them as not available in this build.
+//!
+//! App-owned handler executors plug in through the same [`Executor`] trait
+//! ([`app_handler`]): [`HttpHandlerExecutor`] sends one signed [`synapsor_handler::HandlerRequest`]
+//! (retrying transient failures with the same idempotency key), [`CommandHandlerExecutor`] runs
+//! a local command with the signed bytes on stdin. Both turn the handler's
+//! [`synapsor_handler::HandlerReceipt`] into a [`Receipt`]; the handler owns the write.
 
+pub mod app_handler;
 pub mod error;
 pub mod guards;
 pub mod receipt;
@@ -29,12 +34,15 @@ use std::pin::Pin;
 use synapsor_core::config::{self, RunnerConfig, Source};
 use synapsor_core::{Capability, ChangeSet};
 
+pub use app_handler::{CommandHandlerExecutor, HttpHandlerExecutor, RetryPolicy};
 pub use error::ExecutorError;
-pub use receipt::{Check, Receipt, ReceiptStatus, WritebackCode, idempotency_key};
+pub use receipt::{Check, HandlerCode, Receipt, ReceiptStatus, WritebackCode, idempotency_key};
 pub use receipts_table::{
     InitReport, ReceiptsCheck, check_receipts, init_receipts, receipts_ddl, receipts_grants, receipts_table_name,
 };
 pub use sql::{RECEIPTS_TABLE, SqlUpdateExecutor, WriterSettings};
+/// Who approved, and when: sent to app-owned handlers in the request's `approvals`.
+pub use synapsor_handler::Approval;
 
 /// A boxed future, so [`Executor`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,7 +63,11 @@ pub struct ApplyRequest<'a> {
     /// RFC 3339 UTC timestamp of this attempt (the caller's clock).
     pub executed_at: String,
     /// Run every check and the guarded UPDATE, then roll back and report `would_apply`.
+    /// Handlers get `dry_run: true` and answer what they would do; nothing is recorded.
     pub dry_run: bool,
+    /// The approvals bound to the change set's digest (verified approver, RFC 3339 time), for
+    /// handler requests. `sql_update` does not use them (the caller counted them).
+    pub approvals: Vec<Approval>,
 }
 
 impl std::fmt::Debug for ApplyRequest<'_> {
@@ -78,25 +90,23 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     fn apply<'a>(&'a self, req: ApplyRequest<'a>) -> BoxFuture<'a, Receipt>;
 }
 
-/// The executor of a capability: `sql_update` (also a named `type: sql_update` executor), else
-/// an error. Handler executors are reported as not available in this build, so callers can
-/// refuse before changing any state.
+/// The executor of a capability: `sql_update` (also a named `type: sql_update` executor), a
+/// signed [`HttpHandlerExecutor`] or a [`CommandHandlerExecutor`]; an error for a name the config
+/// does not define. Nothing is read from the environment here: a missing URL, secret or token
+/// is the executor's `failed` receipt, so the proposal stays retryable.
 pub fn select_executor(config: &RunnerConfig, capability: &Capability) -> Result<Box<dyn Executor>, ExecutorError> {
     if capability.executor == "sql_update" {
         return Ok(Box::new(SqlUpdateExecutor));
     }
-    match config.executors.get(&capability.executor) {
+    let name = capability.executor.as_str();
+    match config.executors.get(name) {
         Some(config::Executor::SqlUpdate {}) => Ok(Box::new(SqlUpdateExecutor)),
-        Some(config::Executor::HttpHandler { .. }) => Err(ExecutorError::HandlerExecutorNotAvailable {
-            name: capability.executor.clone(),
-            kind: "http_handler",
-        }),
-        Some(config::Executor::CommandHandler { .. }) => Err(ExecutorError::HandlerExecutorNotAvailable {
-            name: capability.executor.clone(),
-            kind: "command_handler",
-        }),
-        None => Err(ExecutorError::UnknownExecutor {
-            name: capability.executor.clone(),
-        }),
+        Some(ex @ config::Executor::HttpHandler { .. }) => HttpHandlerExecutor::from_config(name, ex)
+            .map(|e| Box::new(e) as Box<dyn Executor>)
+            .ok_or_else(|| ExecutorError::UnknownExecutor { name: name.to_owned() }),
+        Some(ex @ config::Executor::CommandHandler { .. }) => CommandHandlerExecutor::from_config(name, ex)
+            .map(|e| Box::new(e) as Box<dyn Executor>)
+            .ok_or_else(|| ExecutorError::UnknownExecutor { name: name.to_owned() }),
+        None => Err(ExecutorError::UnknownExecutor { name: name.to_owned() }),
     }
 }

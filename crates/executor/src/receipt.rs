@@ -106,11 +106,47 @@ pub enum WritebackCode {
     MultiRowWriteBlocked,
     /// The row hash guard could not be computed from the current row.
     ConflictGuardUnavailable,
-    /// No executor of this kind is available in this build.
+    /// No executor of this kind is available in this build (not produced any more; kept so
+    /// receipts recorded by older builds still parse).
     HandlerExecutorNotAvailable,
     UnknownExecutor,
     /// Any other database failure (logged, redacted).
     TransactionFailed,
+    // -- app-owned handlers (`http_handler`, `command_handler`); nothing was written by the runner
+    /// The environment variable named by `url_env` is not set.
+    HandlerUrlMissing,
+    /// The handler URL is not an `http://` or `https://` URL with a host.
+    HandlerUrlInvalid,
+    /// `signing_secret_env` is configured but its variable is not set: never sent unsigned.
+    HandlerSecretMissing,
+    /// The signing secret is shorter than 32 bytes, or the key id is not valid.
+    HandlerSecretInvalid,
+    /// `auth.token_env` is configured but its variable is not set.
+    HandlerTokenMissing,
+    /// The environment variable named by `command_env` is not set or empty.
+    HandlerCommandMissing,
+    /// The command could not be started (not found, not executable).
+    HandlerCommandNotFound,
+    /// The command exited non-zero (or was killed) without writing a valid receipt.
+    HandlerCommandFailed,
+    /// The process installed no TLS crypto provider, so no HTTP client could be built.
+    HandlerClientUnavailable,
+    /// The handler refused the request's credentials: HTTP 401/403, or a signature code
+    /// (`SIGNATURE_MISMATCH`, `UNKNOWN_KEY_ID`, ...) in its receipt.
+    HandlerUnauthorized,
+    /// The handler answered 4xx (or a redirect) without a receipt.
+    HandlerRejected,
+    /// The handler's answer parsed as a receipt but broke its rules, or a 2xx (exit 0) answer
+    /// carried no receipt.
+    HandlerReceiptInvalid,
+    /// The handler could not be reached, or kept answering 5xx/429 without a receipt.
+    HandlerUnavailable,
+    /// The handler did not answer within `timeout_ms` (every attempt, for HTTP).
+    HandlerTimeout,
+    /// The handler answered `conflict` without an error code.
+    HandlerConflict,
+    /// The handler answered `failed` without an error code.
+    HandlerFailed,
 }
 
 impl WritebackCode {
@@ -149,6 +185,22 @@ impl WritebackCode {
             HandlerExecutorNotAvailable => "HANDLER_EXECUTOR_NOT_AVAILABLE",
             UnknownExecutor => "UNKNOWN_EXECUTOR",
             TransactionFailed => "TRANSACTION_FAILED",
+            HandlerUrlMissing => "HANDLER_URL_MISSING",
+            HandlerUrlInvalid => "HANDLER_URL_INVALID",
+            HandlerSecretMissing => "HANDLER_SECRET_MISSING",
+            HandlerSecretInvalid => "HANDLER_SECRET_INVALID",
+            HandlerTokenMissing => "HANDLER_TOKEN_MISSING",
+            HandlerCommandMissing => "HANDLER_COMMAND_MISSING",
+            HandlerCommandNotFound => "HANDLER_COMMAND_NOT_FOUND",
+            HandlerCommandFailed => "HANDLER_COMMAND_FAILED",
+            HandlerClientUnavailable => "HANDLER_CLIENT_UNAVAILABLE",
+            HandlerUnauthorized => "HANDLER_UNAUTHORIZED",
+            HandlerRejected => "HANDLER_REJECTED",
+            HandlerReceiptInvalid => "HANDLER_RECEIPT_INVALID",
+            HandlerUnavailable => "HANDLER_UNAVAILABLE",
+            HandlerTimeout => "HANDLER_TIMEOUT",
+            HandlerConflict => "HANDLER_CONFLICT",
+            HandlerFailed => "HANDLER_FAILED",
         }
     }
 
@@ -172,7 +224,9 @@ impl WritebackCode {
     /// The receipt status this code is reported with.
     pub fn status(self) -> ReceiptStatus {
         match self {
-            WritebackCode::RowNotFound | WritebackCode::VersionConflict => ReceiptStatus::Conflict,
+            WritebackCode::RowNotFound | WritebackCode::VersionConflict | WritebackCode::HandlerConflict => {
+                ReceiptStatus::Conflict
+            }
             _ => ReceiptStatus::Failed,
         }
     }
@@ -181,6 +235,44 @@ impl WritebackCode {
 impl std::fmt::Display for WritebackCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// An error code chosen by an app-owned handler (the `error_code` of its receipt), such as
+/// `VERSION_CONFLICT`, `ROW_NOT_FOUND` or `UNSUPPORTED_ACTION`. It is recorded verbatim in
+/// [`Receipt::safe_error_code`] only after this check, `^[A-Z][A-Z0-9_]{0,63}$`, so whatever a
+/// handler answers, the ledger, metrics labels and envelopes only ever see a short UPPER_SNAKE
+/// token. [`WritebackCode`] stays the closed set of the runner's own codes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandlerCode(String);
+
+impl HandlerCode {
+    /// Longest accepted code.
+    pub const MAX_LEN: usize = 64;
+
+    /// The code, when it has the safe shape.
+    pub fn new(code: &str) -> Option<HandlerCode> {
+        let b = code.as_bytes();
+        let ok = (1..=Self::MAX_LEN).contains(&b.len())
+            && b[0].is_ascii_uppercase()
+            && b.iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_');
+        ok.then(|| HandlerCode(code.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The runner's code of the same name, when there is one (`VERSION_CONFLICT`, ...).
+    pub fn known(&self) -> Option<WritebackCode> {
+        serde_json::from_value(Value::String(self.0.clone())).ok()
+    }
+}
+
+impl std::fmt::Display for HandlerCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -300,7 +392,8 @@ impl Receipt {
         self.receipt_hash == self.compute_hash()
     }
 
-    /// The typed code, when the code is one of ours.
+    /// The typed code, when the code is one of ours (a handler's own code, see [`HandlerCode`],
+    /// gives `None`).
     pub fn code(&self) -> Option<WritebackCode> {
         let code = self.safe_error_code.as_deref()?;
         serde_json::from_value(Value::String(code.to_owned())).ok()
@@ -319,6 +412,7 @@ pub fn idempotency_key(cs: &ChangeSet) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn codes_round_trip_and_map_to_statuses() {
@@ -339,5 +433,42 @@ mod tests {
         assert_eq!(ReceiptStatus::AlreadyApplied.as_str(), "already_applied");
         assert!(ReceiptStatus::WouldApply.is_success());
         assert!(!ReceiptStatus::Conflict.is_success());
+        assert_eq!(WritebackCode::HandlerConflict.status(), ReceiptStatus::Conflict);
+        assert_eq!(WritebackCode::HandlerTimeout.status(), ReceiptStatus::Failed);
+        assert_eq!(
+            serde_json::to_value(WritebackCode::HandlerReceiptInvalid).unwrap(),
+            json!("HANDLER_RECEIPT_INVALID")
+        );
+    }
+
+    #[test]
+    fn handler_codes_are_checked() {
+        for ok in [
+            "VERSION_CONFLICT",
+            "X",
+            "UNSUPPORTED_ACTION",
+            "E2E_FAILED",
+            &"A".repeat(64),
+        ] {
+            assert_eq!(HandlerCode::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "version_conflict",
+            "_LEADING",
+            "9LIVES",
+            "HAS SPACE",
+            "NEW\nLINE",
+            "DROP TABLE;",
+            "ÉCLAIR",
+            &"A".repeat(65),
+        ] {
+            assert!(HandlerCode::new(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            HandlerCode::new("VERSION_CONFLICT").unwrap().known(),
+            Some(WritebackCode::VersionConflict)
+        );
+        assert_eq!(HandlerCode::new("UNSUPPORTED_ACTION").unwrap().known(), None);
     }
 }

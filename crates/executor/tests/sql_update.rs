@@ -128,6 +128,7 @@ impl H {
                 env: &env,
                 executed_at: "2026-06-23T10:00:00.000Z".into(),
                 dry_run,
+                approvals: Vec::new(),
             })
             .await;
         assert!(r.hash_is_intact(), "{r:?}");

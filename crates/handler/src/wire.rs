@@ -8,9 +8,9 @@
 //! and the exact body, so neither can be replayed with the other changed; handlers reject
 //! timestamps outside a skew window (default 300 s) and repeated idempotency keys.
 //!
-//! Response: `2xx` with a JSON body [`HandlerReceipt`]. A command handler gets the same body on
-//! stdin (and the signature header value in the environment variable `SYNAPSOR_SIGNATURE`) and
-//! writes the receipt on stdout.
+//! Response: a JSON body [`HandlerReceipt`], read whatever the HTTP status (`2xx` for
+//! applied). A command handler gets the same body on stdin (and the signature header value in
+//! the environment variable `SYNAPSOR_SIGNATURE`) and writes the receipt on stdout.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

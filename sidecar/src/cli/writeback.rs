@@ -390,8 +390,8 @@ mod guarded {
     use synapsor_executor::guards::check_capability_matches;
     use synapsor_executor::url::{redact_url, url_user};
     use synapsor_executor::{
-        ApplyRequest, Executor, ExecutorError, Receipt, ReceiptStatus, WriterSettings, check_receipts, init_receipts,
-        receipts_ddl, receipts_grants, select_executor,
+        ApplyRequest, Approval, Executor, ExecutorError, Receipt, ReceiptStatus, WriterSettings, check_receipts,
+        init_receipts, receipts_ddl, receipts_grants, select_executor,
     };
     use synapsor_ledger::{LedgerError, LedgerStore, ProposalRecord, ReceiptRecord};
 
@@ -543,7 +543,9 @@ mod guarded {
                 format!("source {} is no longer in the config", cap.source),
             )
         })?;
-        if source.read_only {
+        // `read_only` keeps the runner's own SQL away from a source; an app-owned handler does
+        // the write itself, which is what such sources are for.
+        if source.read_only && executor.name() == "sql_update" {
             return Err(CliError::new(
                 "SOURCE_READ_ONLY",
                 format!(
@@ -557,6 +559,20 @@ mod guarded {
             approved_by: &approved_by,
             required,
         };
+        // Sent to app-owned handlers: each distinct approver bound to this digest, with the time
+        // of their (first) approval.
+        let approvals: Vec<Approval> = approved_by
+            .iter()
+            .filter_map(|who| {
+                rec.approvals
+                    .iter()
+                    .find(|a| a.decision == "approved" && a.digest == cs.digest && &a.approver == who)
+                    .map(|a| Approval {
+                        approver: a.approver.clone(),
+                        approved_at: a.created_at.clone(),
+                    })
+            })
+            .collect();
 
         if args.dry_run {
             let receipt = executor
@@ -568,6 +584,7 @@ mod guarded {
                     env: &env_lookup,
                     executed_at: now,
                     dry_run: true,
+                    approvals,
                 })
                 .await;
             return Ok(report(&view, &receipt, rec.state, args.json));
@@ -607,6 +624,7 @@ mod guarded {
                 env: &env_lookup,
                 executed_at: now,
                 dry_run: false,
+                approvals,
             })
             .await;
         let state = record(&mut store, &cs, &receipt, &actor)?;
@@ -786,11 +804,16 @@ mod guarded {
                 "single_row_update" => "single-row update",
                 "receipt_marked" => "receipt committed",
                 "transition_guards" => "transition guards",
+                "handler_request" => "handler request",
+                "handler_call" => "handler answer",
                 other => other,
             };
             println!("{}{label}: {}", mark(c.passed), c.detail);
         }
-        let rows = if r.dry_run && r.status == ReceiptStatus::WouldApply {
+        let handler = r.executor != "sql_update";
+        let rows = if r.dry_run && r.status == ReceiptStatus::WouldApply && handler {
+            "0 (dry run: the handler would apply it)".to_owned()
+        } else if r.dry_run && r.status == ReceiptStatus::WouldApply {
             "0 (dry run: 1 row matched, rolled back)".to_owned()
         } else {
             r.rows_affected.to_string()
@@ -801,16 +824,31 @@ mod guarded {
             None => println!("Result  {}: {}", r.status, r.message),
         }
         println!("Receipt {} (idempotency key {})", r.receipt_hash, r.idempotency_key);
-        println!(
-            "Source database changed by this run: {}",
-            if r.source_database_mutated { "yes" } else { "no" }
-        );
+        let yes_no = if r.source_database_mutated { "yes" } else { "no" };
+        if handler {
+            // The runner never writes the source itself here; the app-owned handler does.
+            println!("The handler reported a write in this run: {yes_no}");
+        } else {
+            println!("Source database changed by this run: {yes_no}");
+        }
         println!("State   {state}");
         match (r.status, r.dry_run) {
             (_, true) => println!("Dry run: nothing was written and nothing was recorded in the ledger."),
             (ReceiptStatus::Conflict, false) => println!(
                 "The row changed after the agent saw it (or is not in this tenant). This proposal is closed: ask the agent to propose again."
             ),
+            (ReceiptStatus::Failed, false)
+                if handler
+                    && matches!(
+                        r.safe_error_code.as_deref(),
+                        Some("HANDLER_TIMEOUT" | "HANDLER_UNAVAILABLE" | "HANDLER_RECEIPT_INVALID")
+                    ) =>
+            {
+                println!(
+                    "The runner cannot tell whether the handler wrote. Retry with: synapsor-runner apply {} (the same idempotency key keeps the handler from applying it twice)",
+                    cs.proposal_id
+                )
+            }
             (ReceiptStatus::Failed, false) => println!(
                 "Nothing was written. Fix the cause, then retry with: synapsor-runner apply {}",
                 cs.proposal_id
