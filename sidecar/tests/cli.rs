@@ -64,7 +64,20 @@ fn quick_demo_shows_the_whole_flow() {
     assert_eq!(v["repeated_proposal_existing"], true);
     assert_eq!(v["source_database_changed"], false);
     assert_eq!(v["approval"]["state"], "approved");
+    assert_eq!(v["apply"]["status"], "applied");
+    assert_eq!(v["apply"]["rows_affected"], 1);
+    assert_eq!(v["apply"]["state"], "applied");
+    assert_eq!(v["apply"]["source_row_after"]["late_fee_cents"], 0);
+    assert_eq!(v["apply_again"]["status"], "already_applied");
+    assert_eq!(v["apply_again"]["rows_affected"], 0);
     assert_eq!(v["replay"]["digest_verified"], true);
+    let events: Vec<&str> = v["replay"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(events.contains(&"writeback_applied"), "{events:?}");
 
     // Human output, and a second run starts fresh.
     let o = run(dir.path(), &["demo", "--quick"]);
@@ -100,7 +113,7 @@ fn proposal_commands_on_the_demo_ledger() {
     let o = run(d, &["--store", STORE, "proposals", "show", &id]);
     assert!(text(&o).contains("late_fee_cents: 5500 -> 0"), "{}", text(&o));
 
-    // Already approved in the demo: approving again is an invalid transition.
+    // Already approved and applied in the demo: approving again is an invalid transition.
     let o = run(
         d,
         &[
@@ -308,7 +321,8 @@ fn store_maintenance_respects_the_lease() {
     let o = run(d, &["--store", STORE, "store", "prune", "--older-than", "0s", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(json_out(&o)["prune"]["dry_run"], true);
-    // The approved proposal is not decided-terminal, so even a real prune keeps it.
+    // A pending proposal is kept by a real prune; the demo's applied one (terminal) goes.
+    synapsor_runner_test_support::pending_proposal(&d.join(STORE));
     let o = run(
         d,
         &[
@@ -323,7 +337,10 @@ fn store_maintenance_respects_the_lease() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(json_out(&o)["prune"]["proposals"], 0);
+    assert_eq!(json_out(&o)["prune"]["proposals"], 1);
+    let left = json_out(&run(d, &["--store", STORE, "proposals", "list", "--json"]));
+    assert_eq!(left["proposals"].as_array().unwrap().len(), 1);
+    assert_eq!(left["proposals"][0]["state"], "pending_review");
     let o = run(d, &["--store", STORE, "store", "prune", "--older-than", "soon"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("INVALID_DURATION"));

@@ -1,5 +1,5 @@
 //! Writeback commands: `apply`, `doctor`, `db init-receipts`, `handler template`,
-//! `events webhook` (being written).
+//! `events webhook`. [`guarded::apply_proposal`] is the one apply path (the CLI and the demo).
 
 use clap::{Args, Subcommand};
 
@@ -377,7 +377,7 @@ pub async fn events_webhook(global: &GlobalArgs, args: WebhookArgs) -> Result<i3
 // ------------------------------------------------------------------------------------------------
 // `apply`, `doctor` and `db init-receipts`: guarded writeback through `synapsor-executor`.
 
-mod guarded {
+pub mod guarded {
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::time::Duration;
@@ -466,11 +466,50 @@ mod guarded {
 
     pub(super) async fn apply(global: &GlobalArgs, args: ApplyArgs) -> Result<i32, CliError> {
         let (cfg, _) = load_config(&global.config)?;
-        require_review(&cfg)?;
-        let caps = compile(&cfg)?;
-        let mut store = LedgerStore::open_existing(store_path(global))?;
+        let done = apply_proposal(
+            &cfg,
+            &store_path(global),
+            &args.proposal,
+            args.dry_run,
+            &env_lookup,
+            &operator(),
+        )
+        .await?;
+        let view = ApplyView {
+            cs: &done.change_set,
+            approved_by: &done.approved_by,
+            required: done.required,
+        };
+        Ok(report(&view, &done.receipt, done.state, args.json))
+    }
+
+    /// The outcome of [`apply_proposal`].
+    #[derive(Debug)]
+    pub struct Applied {
+        pub receipt: Receipt,
+        /// The proposal's state afterwards (unchanged by a dry run).
+        pub state: ProposalState,
+        pub change_set: ChangeSet,
+        pub approved_by: Vec<String>,
+        pub required: usize,
+    }
+
+    /// Applies one approved proposal of the ledger at `store_path` through its reviewed executor:
+    /// the checks that need no database, the compare-and-set to `applying`, the executor, the
+    /// receipt and the final state. `env` supplies writer URLs and handler secrets.
+    pub async fn apply_proposal(
+        cfg: &RunnerConfig,
+        store_path: &Path,
+        proposal: &str,
+        dry_run: bool,
+        env: synapsor_executor::EnvLookup<'_>,
+        actor: &str,
+    ) -> Result<Applied, CliError> {
+        require_review(cfg)?;
+        let caps = compile(cfg)?;
+        let mut store = LedgerStore::open_existing(store_path)?;
         // The ledger re-verifies the digest on every read (PROPOSAL_DIGEST_MISMATCH otherwise).
-        let rec = store.get_proposal(&args.proposal)?;
+        let rec = store.get_proposal(proposal)?;
         let cs = rec.change_set.clone();
         let id = cs.proposal_id.clone();
         if cs.mode == "shadow" {
@@ -486,7 +525,7 @@ mod guarded {
             // running). The source's receipt row makes running it again safe: an apply that
             // committed is reported as already_applied.
             ProposalState::Applying => true,
-            ProposalState::Applied => return already_applied(&store, &rec, &now, &args),
+            ProposalState::Applied => return already_applied(&store, &rec, &now, dry_run),
             ProposalState::Conflict => {
                 return Err(CliError::new(
                     "PROPOSAL_CONFLICT",
@@ -536,7 +575,7 @@ mod guarded {
         }
         // Refusals that need no database are made before any state change.
         let executor: Box<dyn Executor> =
-            select_executor(&cfg, cap).map_err(|e| CliError::new(e.code(), e.to_string()))?;
+            select_executor(cfg, cap).map_err(|e| CliError::new(e.code(), e.to_string()))?;
         let source = cfg.sources.get(&cap.source).ok_or_else(|| {
             CliError::new(
                 "CAPABILITY_CHANGED",
@@ -554,11 +593,6 @@ mod guarded {
                 ),
             ));
         }
-        let view = ApplyView {
-            cs: &cs,
-            approved_by: &approved_by,
-            required,
-        };
         // Sent to app-owned handlers: each distinct approver bound to this digest, with the time
         // of their (first) approval.
         let approvals: Vec<Approval> = approved_by
@@ -574,23 +608,28 @@ mod guarded {
             })
             .collect();
 
-        if args.dry_run {
+        if dry_run {
             let receipt = executor
                 .apply(ApplyRequest {
                     change_set: &cs,
                     capability: cap,
                     source_name: &cap.source,
                     source,
-                    env: &env_lookup,
+                    env,
                     executed_at: now,
                     dry_run: true,
                     approvals,
                 })
                 .await;
-            return Ok(report(&view, &receipt, rec.state, args.json));
+            return Ok(Applied {
+                receipt,
+                state: rec.state,
+                change_set: cs,
+                approved_by,
+                required,
+            });
         }
 
-        let actor = operator();
         if !resume {
             // Compare-and-set before touching the source: of two applies that both read
             // `approved`, only one gets here.
@@ -598,7 +637,7 @@ mod guarded {
                 &id,
                 rec.state,
                 ProposalState::Applying,
-                &actor,
+                actor,
                 json!({"executor": executor.name(), "retry": rec.state == ProposalState::Failed}),
                 &now,
             ) {
@@ -621,14 +660,20 @@ mod guarded {
                 capability: cap,
                 source_name: &cap.source,
                 source,
-                env: &env_lookup,
+                env,
                 executed_at: now,
                 dry_run: false,
                 approvals,
             })
             .await;
-        let state = record(&mut store, &cs, &receipt, &actor)?;
-        Ok(report(&view, &receipt, state, args.json))
+        let state = record(&mut store, &cs, &receipt, actor)?;
+        Ok(Applied {
+            receipt,
+            state,
+            change_set: cs,
+            approved_by,
+            required,
+        })
     }
 
     /// Records the receipt in the ledger and moves the proposal out of `applying`.
@@ -723,15 +768,15 @@ mod guarded {
         store: &LedgerStore,
         rec: &ProposalRecord,
         now: &str,
-        args: &ApplyArgs,
-    ) -> Result<i32, CliError> {
+        dry_run: bool,
+    ) -> Result<Applied, CliError> {
         let cs = &rec.change_set;
         let receipts = store.receipts_for(&cs.proposal_id)?;
         let applied = receipts
             .iter()
             .rev()
             .find(|r| r.status == "applied" || r.status == "already_applied");
-        let mut r = Receipt::new(cs, &cs.writeback.executor, now, args.dry_run);
+        let mut r = Receipt::new(cs, &cs.writeback.executor, now, dry_run);
         r.status = ReceiptStatus::AlreadyApplied;
         r.message = "already applied: the ledger holds its receipt; the source was not touched again".into();
         r.applied_receipt_hash = applied.and_then(|a| a.receipt.get("receipt_hash")?.as_str().map(str::to_owned));
@@ -743,14 +788,13 @@ mod guarded {
                 None => "the proposal is applied".to_owned(),
             },
         );
-        let r = r.seal();
-        let approved_by = approvers(rec);
-        let view = ApplyView {
-            cs,
-            approved_by: &approved_by,
+        Ok(Applied {
+            receipt: r.seal(),
+            state: rec.state,
+            change_set: cs.clone(),
+            approved_by: approvers(rec),
             required: cs.approval.required_approvals as usize,
-        };
-        Ok(report(&view, &r, rec.state, args.json))
+        })
     }
 
     struct ApplyView<'a> {

@@ -3,8 +3,8 @@
 //! It builds a small billing database with invoices of two tenants, then drives the real runtime
 //! (the same code path an MCP tool call takes) as the agent of tenant `acme`: a scoped read,
 //! refused reads, a proposal with its diff, a check that the source did not change, a human
-//! approval bound to the digest, and the replay. Guarded apply comes with the writeback executors;
-//! until then the demo stops at approval and says so.
+//! approval bound to the digest, the guarded apply (the same code path as `synapsor-runner
+//! apply`) with its receipt, a repeated apply that changes nothing, and the replay.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +16,7 @@ use synapsor_ledger::{Ledger, LedgerStore};
 
 use crate::cli::DemoArgs;
 use crate::cli::commands::CliError;
+use crate::cli::writeback::guarded::apply_proposal;
 use crate::context::{OverlayEnv, ProcessEnv, RandomIds, SystemClock};
 use crate::runtime::{Runtime, RuntimeDeps};
 
@@ -24,6 +25,7 @@ const SEED: &str = include_str!("seed.sql");
 const TENANT: &str = "acme";
 const AGENT: &str = "support.agent";
 const REVIEWER: &str = "demo.reviewer";
+const OPERATOR: &str = "demo.operator";
 
 fn fail(code: &str) -> impl Fn(String) -> CliError + '_ {
     move |m| CliError::new(code, m)
@@ -61,6 +63,11 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         let conn = rusqlite::Connection::open(&source_db).map_err(|e| CliError::new("DEMO_FAILED", e.to_string()))?;
         conn.execute_batch(SEED)
             .map_err(|e| CliError::new("DEMO_FAILED", e.to_string()))?;
+        // What `synapsor-runner db init-receipts` does for an admin: apply never creates tables.
+        let ddl = synapsor_executor::receipts_ddl(config::Engine::Sqlite, "main")
+            .map_err(|e| CliError::new("DEMO_FAILED", e.to_string()))?;
+        conn.execute_batch(&ddl)
+            .map_err(|e| CliError::new("DEMO_FAILED", e.to_string()))?;
     }
     let (mut cfg, _warnings) = config::parse_config(CONFIG).map_err(|r| {
         CliError::new(
@@ -72,15 +79,17 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         sqlite_path: ledger_path.display().to_string(),
     });
     let url = format!("sqlite://{}", source_db.display());
+    let demo_env = HashMap::from([
+        ("SYNAPSOR_DEMO_READ_URL".to_owned(), url.clone()),
+        ("SYNAPSOR_DEMO_WRITE_URL".to_owned(), url),
+        ("SYNAPSOR_TENANT_ID".to_owned(), TENANT.to_owned()),
+        ("SYNAPSOR_PRINCIPAL".to_owned(), AGENT.to_owned()),
+    ]);
     let env = OverlayEnv {
-        values: HashMap::from([
-            ("SYNAPSOR_DEMO_READ_URL".to_owned(), url.clone()),
-            ("SYNAPSOR_DEMO_WRITE_URL".to_owned(), url),
-            ("SYNAPSOR_TENANT_ID".to_owned(), TENANT.to_owned()),
-            ("SYNAPSOR_PRINCIPAL".to_owned(), AGENT.to_owned()),
-        ]),
+        values: demo_env.clone(),
         fallback: ProcessEnv,
     };
+    let apply_cfg = cfg.clone();
     let ledger = Ledger::new(LedgerStore::open(&ledger_path)?);
     let runtime = Runtime::new(
         cfg,
@@ -191,9 +200,36 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
     ));
     say(&format!("   -> state {}\n", approved.state.as_str()));
 
-    say("7. Guarded apply");
-    say("   Not in this build yet: the guarded writeback executors (direct SQL with tenant, version and");
-    say("   one-row guards, or a signed call to the app's handler) come next. The demo stops at approval.\n");
+    // 7. The privileged apply, with guards, then once more.
+    let writer_env = move |name: &str| demo_env.get(name).cloned();
+    let applied = apply_proposal(&apply_cfg, &ledger_path, &proposal_id, false, &writer_env, OPERATOR).await?;
+    let after_apply = source_row(&source_db, "INV-3001")?;
+    say("7. The privileged apply: one transaction with guards (same code path as `synapsor-runner apply`)");
+    for c in &applied.receipt.checks {
+        say(&format!(
+            "   [{}] {:<22} {}",
+            if c.passed { "ok" } else { "!!" },
+            c.name,
+            c.detail
+        ));
+    }
+    say(&format!(
+        "   -> {} ({} row), receipt {}",
+        applied.receipt.status.as_str(),
+        applied.receipt.rows_affected,
+        applied.receipt.receipt_hash
+    ));
+    say(&format!(
+        "   invoices INV-3001 late_fee_cents = {} (updated_at {})",
+        after_apply["late_fee_cents"], after_apply["updated_at"]
+    ));
+    let again_apply = apply_proposal(&apply_cfg, &ledger_path, &proposal_id, false, &writer_env, OPERATOR).await?;
+    let after_again = source_row(&source_db, "INV-3001")?;
+    say(&format!(
+        "   Applying again: {} and nothing changes (late_fee_cents = {}).\n",
+        again_apply.receipt.status.as_str(),
+        after_again["late_fee_cents"]
+    ));
 
     // 8. Replay.
     let replay = LedgerStore::open(&ledger_path)?.replay(&proposal_id)?;
@@ -217,6 +253,11 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         && proposal["ok"] == json!(true)
         && again["proposal"]["id"] == proposal["proposal"]["id"]
         && unchanged
+        && applied.receipt.status.as_str() == "applied"
+        && applied.receipt.rows_affected == 1
+        && after_apply["late_fee_cents"] == json!(0)
+        && again_apply.receipt.status.as_str() == "already_applied"
+        && after_again == after_apply
         && replay.digest_verified;
     if args.json {
         outln!(
@@ -236,7 +277,14 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
                 "repeated_proposal_existing": again["proposal"]["existing"],
                 "source_database_changed": !unchanged,
                 "approval": {"state": approved.state, "approved_by": REVIEWER, "digest": digest},
-                "apply": {"status": "not_available", "reason": "guarded writeback executors are not in this build"},
+                "apply": {
+                    "status": applied.receipt.status,
+                    "rows_affected": applied.receipt.rows_affected,
+                    "state": applied.state,
+                    "receipt": applied.receipt,
+                    "source_row_after": after_apply,
+                },
+                "apply_again": {"status": again_apply.receipt.status, "rows_affected": again_apply.receipt.rows_affected},
                 "replay": {"replay_id": replay.replay_id, "events": replay.events.iter().map(|e| &e.kind).collect::<Vec<_>>(), "digest_verified": replay.digest_verified},
             }))
             .unwrap_or_default()
