@@ -174,7 +174,13 @@ const HTTP_HANDLER_KEYS: &[&str] = &[
     "signing_key_id",
     "timeout_ms",
 ];
-const COMMAND_HANDLER_KEYS: &[&str] = &["type", "command_env", "signing_secret_env", "signing_key_id", "timeout_ms"];
+const COMMAND_HANDLER_KEYS: &[&str] = &[
+    "type",
+    "command_env",
+    "signing_secret_env",
+    "signing_key_id",
+    "timeout_ms",
+];
 const AUTH_KEYS: &[&str] = &["type", "token_env"];
 const CAPABILITY_KEYS: &[&str] = &[
     "name",
