@@ -168,17 +168,39 @@ async fn handler_executors_without_their_environment_fail_retryably() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("HANDLER_URL is not set"), "{t}");
+    // Reachability is a TCP connect (no request is sent): a listening handler passes ...
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_url = format!(
+        "http://127.0.0.1:{}/apply?sig=hidden",
+        listener.local_addr().unwrap().port()
+    );
     let out = s.run(
         &["doctor", "--json"],
         &[
             ("TEST_WRITE_URL", &s.db.write_url),
-            ("HANDLER_URL", "https://handler.internal/apply"),
+            ("HANDLER_URL", &up_url),
             ("HANDLER_SECRET", "0123456789abcdef0123456789abcdef"),
         ],
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
+    assert!(v.to_string().contains("handler reachable at http://127.0.0.1:"), "{v}");
     assert!(!v.to_string().contains("0123456789abcdef"), "{v}");
+    assert!(!v.to_string().contains("sig=hidden"), "{v}");
+    // ... and a closed port fails the check.
+    let closed = format!("http://127.0.0.1:{}/apply", listener.local_addr().unwrap().port());
+    drop(listener);
+    let out = s.run(
+        &["doctor", "--json"],
+        &[
+            ("TEST_WRITE_URL", &s.db.write_url),
+            ("HANDLER_URL", &closed),
+            ("HANDLER_SECRET", "0123456789abcdef0123456789abcdef"),
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v.to_string().contains("handler not reachable"), "{v}");
 }
 
 #[tokio::test]

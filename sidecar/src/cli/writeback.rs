@@ -1142,6 +1142,9 @@ pub mod guarded {
                     ..
                 } => {
                     env_item(items, &check, "handler URL", url_env, true);
+                    if let Some(url) = env_lookup(url_env) {
+                        handler_reachable(items, &check, &url);
+                    }
                     match signing_secret_env {
                         Some(v) => env_item(items, &check, "signing secret", v, true),
                         None => items.push(
@@ -1156,9 +1159,52 @@ pub mod guarded {
                 }
                 config::Executor::CommandHandler { command_env, .. } => {
                     env_item(items, &check, "handler command", command_env, true);
+                    if let Some(program) =
+                        env_lookup(command_env).and_then(|c| c.split_whitespace().next().map(str::to_owned))
+                    {
+                        if program_exists(&program) {
+                            items.push(Level::Ok, &check, format!("handler program {program} found"));
+                        } else {
+                            items.push(Level::Fail, &check, format!("handler program {program} not found"));
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Whether the handler's host accepts a TCP connection (no request is sent: a probe must
+    /// never look like a writeback). Only scheme, host and port are printed.
+    fn handler_reachable(items: &mut Items, check: &str, url: &str) {
+        use std::net::{TcpStream, ToSocketAddrs};
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            items.push(Level::Fail, check, "handler URL is not a valid URL");
+            return;
+        };
+        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+            items.push(Level::Fail, check, "handler URL has no host");
+            return;
+        };
+        let shown = format!("{}://{host}:{port}", parsed.scheme());
+        let reachable = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+        if reachable {
+            items.push(Level::Ok, check, format!("handler reachable at {shown}"));
+        } else {
+            items.push(Level::Fail, check, format!("handler not reachable at {shown}"));
+        }
+    }
+
+    fn program_exists(program: &str) -> bool {
+        let path = Path::new(program);
+        if path.components().count() > 1 {
+            return path.is_file();
+        }
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
     }
 
     pub(super) async fn doctor(global: &GlobalArgs, args: DoctorArgs) -> Result<i32, CliError> {
