@@ -102,9 +102,10 @@ eval "$db_env"
 export SYNAPSOR_TEST_PG_URL SYNAPSOR_TEST_MYSQL_URL
 export SYNAPSOR_REQUIRE_DBS=1
 
+# nextest does not run doctests; they run first so that nextest's summary is the run's last word.
+step "cargo test --doc" cargo test --workspace --doc
+
 step "cargo nextest run (profile ${SYNAPSOR_NEXTEST_PROFILE:-ci})" \
     cargo nextest run --workspace --profile "${SYNAPSOR_NEXTEST_PROFILE:-ci}" "$@"
-# nextest does not run doctests; cheap enough to always run.
-step "cargo test --doc" cargo test --workspace --doc
 
 log "all checks passed"
