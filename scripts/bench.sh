@@ -14,7 +14,7 @@
 # set, else starts the test databases with scripts/dev-db.sh and stops them again
 # afterwards unless PostgreSQL was already running. Prints the report and writes
 # target/bench/report.json (plus the config, ledgers and server logs of the run
-# under target/bench/work/).
+# under target/bench/run/).
 #
 # Targets are reported as PASS/MISS; a missed target does not fail the script.
 set -Eeuo pipefail

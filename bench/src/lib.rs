@@ -70,7 +70,7 @@ struct Ctx {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let s = Settings::resolve(args)?;
-    let work = s.out_dir.join("work");
+    let work = s.out_dir.join("run");
     if work.exists() {
         std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
     }
