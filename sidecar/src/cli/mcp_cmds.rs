@@ -142,6 +142,7 @@ pub enum ToolsCommand {
         aliases: bool,
         #[arg(long, value_enum, default_value = "canonical")]
         alias_mode: AliasArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +150,7 @@ pub enum ToolsCommand {
     Preview {
         #[arg(long, value_enum, default_value = "canonical")]
         alias_mode: AliasArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +182,7 @@ pub struct UpArgs {
     pub serve_args: ServeArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

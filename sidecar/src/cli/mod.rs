@@ -119,12 +119,14 @@ pub enum ProposalsCommand {
         capability: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one proposal (`latest` for the newest): diff, guards, approvals.
     Show {
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -143,6 +145,7 @@ pub enum ProposalsCommand {
         /// Do not ask for confirmation (required without a terminal).
         #[arg(long)]
         yes: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +158,7 @@ pub enum ProposalsCommand {
         actor: Option<String>,
         #[arg(long)]
         yes: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -165,6 +169,7 @@ pub enum EvidenceCommand {
     /// Show one evidence bundle by id (`ev_…`).
     Show {
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -174,6 +179,7 @@ pub enum EvidenceCommand {
 pub struct ReplayArgs {
     /// Proposal id, or `latest`.
     pub proposal: String,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -208,6 +214,7 @@ pub enum EventsCommand {
 pub enum StoreCommand {
     /// Row counts and size.
     Stats {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -224,6 +231,7 @@ pub enum StoreCommand {
         /// Delete.
         #[arg(long)]
         yes: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

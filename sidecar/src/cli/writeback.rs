@@ -14,6 +14,7 @@ pub struct ApplyArgs {
     /// Check everything and show what would be written, without writing or recording a receipt.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -21,6 +22,7 @@ pub struct ApplyArgs {
 /// `doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
