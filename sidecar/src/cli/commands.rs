@@ -320,7 +320,10 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
                     updated.change_set.approval.required_approvals
                 );
                 if updated.state == ProposalState::Approved {
-                    outln!("Apply runs through a privileged executor; nothing is written until then.");
+                    outln!(
+                        "Nothing is written until `synapsor-runner apply {}` runs it through the reviewed executor.",
+                        updated.change_set.proposal_id
+                    );
                 }
             }
             Ok(0)
