@@ -1061,21 +1061,20 @@ fn insert_event(
     reject_secrets("event payload", payload)?;
     let payload_json = serde_json::to_string(payload)
         .map_err(|_| LedgerError::InvalidInput("an event payload could not be encoded".into()))?;
-    conn.execute(
+    // Cached statements: these inserts run on every tool call, and re-parsing them was a
+    // measurable part of a read's latency (docs/benchmarks.md).
+    conn.prepare_cached(
         "INSERT INTO proposal_events (proposal_id, kind, actor, payload_json, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![proposal_id, kind, actor, payload_json, at],
-    )?;
+    )?
+    .execute(params![proposal_id, kind, actor, payload_json, at])?;
     Ok(conn.last_insert_rowid())
 }
 
 fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
     let exists: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
-            [&e.evidence_bundle_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1")?
+        .query_row([&e.evidence_bundle_id], |r| r.get(0))
         .optional()?;
     if exists.is_some() {
         return Err(LedgerError::InvalidInput(format!(
@@ -1085,47 +1084,47 @@ fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
     }
     let items = serde_json::to_string(&e.items)
         .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO evidence_bundles (evidence_bundle_id, proposal_id, capability, tenant_id, principal,
              source_id, target, object_id, query_fingerprint, items_json, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            e.evidence_bundle_id,
-            e.proposal_id,
-            e.capability,
-            e.tenant_id,
-            e.principal,
-            e.source_id,
-            e.target,
-            e.object_id,
-            e.query_fingerprint,
-            items,
-            e.created_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        e.evidence_bundle_id,
+        e.proposal_id,
+        e.capability,
+        e.tenant_id,
+        e.principal,
+        e.source_id,
+        e.target,
+        e.object_id,
+        e.query_fingerprint,
+        items,
+        e.created_at,
+    ])?;
     Ok(())
 }
 
 fn insert_audit(conn: &Connection, a: &QueryAuditRecord) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO query_audit (evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id,
              query_fingerprint, statement_template, row_count, duration_ms, outcome, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            a.evidence_bundle_id,
-            a.proposal_id,
-            a.capability,
-            a.tenant_id,
-            a.principal,
-            a.source_id,
-            a.query_fingerprint,
-            a.statement_template,
-            a.row_count,
-            a.duration_ms,
-            a.outcome,
-            a.created_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        a.evidence_bundle_id,
+        a.proposal_id,
+        a.capability,
+        a.tenant_id,
+        a.principal,
+        a.source_id,
+        a.query_fingerprint,
+        a.statement_template,
+        a.row_count,
+        a.duration_ms,
+        a.outcome,
+        a.created_at,
+    ])?;
     Ok(())
 }
 
