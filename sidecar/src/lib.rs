@@ -1,11 +1,13 @@
-//! Synapsor Runner: the `synapsor-runner` CLI and its tool-call runtime.
+//! Synapsor Runner: the `synapsor-runner` CLI, its tool-call runtime and MCP server.
 //!
 //! What it is: config loading, the runtime that serves reviewed capabilities (scoped reads and
-//! proposals, with evidence in the ledger), the local approval commands, ledger inspection and
-//! maintenance, and the quick demo.
+//! proposals, with evidence in the ledger), the MCP server over stdio and Streamable HTTP, the
+//! local approval commands, `apply` through the executors of `synapsor-executor`, ledger
+//! inspection and maintenance, and the quick demo.
 //!
-//! What it is not: it holds only read credentials and never writes the source database from a
-//! tool call; approval is a human act outside the tool surface.
+//! What it is not: a tool call never writes the source database and never sees writer
+//! credentials (only `apply`, a CLI command outside MCP, uses them); approval is a human act
+//! outside the tool surface.
 
 /// `println!` that ends the process quietly when stdout is closed (e.g. piped into `head`),
 /// instead of panicking.
