@@ -18,20 +18,47 @@ pub fn format_rfc3339_ms(unix_ms: i64) -> String {
     )
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff...](Z|±HH:MM)` into Unix milliseconds.
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff...](Z|±HH:MM)` into Unix milliseconds. Unlike
+/// [`parse_timestamp_nanos`], the zone is required.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    let zoned =
+        s.ends_with(['Z', 'z']) || (b.len() >= 6 && matches!(b[b.len() - 6], b'+' | b'-') && b[b.len() - 3] == b':');
+    if !zoned || b.len() < 20 {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    i64::try_from(parse_timestamp_nanos(s)?.div_euclid(1_000_000)).ok()
+}
+
+/// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z | ±HH[:MM] | ±HHMM]` into UTC nanoseconds. No
+/// offset means UTC (MariaDB `datetime` and SQLite text carry none; the runner's sessions run
+/// in UTC).
+pub fn parse_timestamp_nanos(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
     let mut i = 19;
-    let mut ms = 0i64;
+    let mut nanos: i64 = 0;
     if b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
@@ -39,22 +66,47 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
             i += 1;
         }
         let frac = &s[start..i];
-        if frac.is_empty() {
+        if frac.is_empty() || frac.len() > 9 {
             return None;
         }
-        let padded: String = frac.chars().chain(std::iter::repeat('0')).take(3).collect();
-        ms = padded.parse().ok()?;
+        let padded: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        nanos = padded.parse().ok()?;
     }
-    let offset_min = match &s[i..] {
-        "Z" | "z" => 0,
-        tz if tz.len() == 6 && matches!(tz.as_bytes()[0], b'+' | b'-') && tz.as_bytes()[3] == b':' => {
+    let rest = &s[i..];
+    let offset_min: i64 = match rest {
+        "" | "Z" | "z" => 0,
+        tz if matches!(tz.as_bytes()[0], b'+' | b'-') => {
             let sign = if tz.starts_with('-') { -1 } else { 1 };
-            sign * (tz[1..3].parse::<i64>().ok()? * 60 + tz[4..6].parse::<i64>().ok()?)
+            let digits: String = tz[1..].chars().filter(|c| *c != ':').collect();
+            if !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let (hh, mm) = match digits.len() {
+                2 => (digits.parse::<i64>().ok()?, 0),
+                4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+                _ => return None,
+            };
+            if tz.len() == 6 && tz.as_bytes()[3] != b':' {
+                return None;
+            }
+            sign * (hh * 60 + mm)
         }
         _ => return None,
     };
     let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + ms)
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+}
+
+// Howard Hinnant's days-from-civil (public domain).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Parses a duration like `30d`, `12h`, `15m`, `90s` into milliseconds.
@@ -85,16 +137,6 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

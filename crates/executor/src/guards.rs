@@ -541,84 +541,8 @@ fn parse_number(s: &str) -> Option<Normalized> {
     s.parse::<f64>().ok().filter(|f| f.is_finite()).map(float)
 }
 
-/// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z | ±HH[:MM] | ±HHMM]` into UTC nanoseconds. No
-/// offset means UTC (MariaDB `datetime` and SQLite text carry none; the runner's sessions run
-/// in UTC).
-pub fn parse_timestamp_nanos(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: i64 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let frac = &s[start..i];
-        if frac.is_empty() || frac.len() > 9 {
-            return None;
-        }
-        let padded: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = padded.parse().ok()?;
-    }
-    let rest = &s[i..];
-    let offset_min: i64 = match rest {
-        "" | "Z" | "z" => 0,
-        tz if matches!(tz.as_bytes()[0], b'+' | b'-') => {
-            let sign = if tz.starts_with('-') { -1 } else { 1 };
-            let digits: String = tz[1..].chars().filter(|c| *c != ':').collect();
-            if !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let (hh, mm) = match digits.len() {
-                2 => (digits.parse::<i64>().ok()?, 0),
-                4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
-                _ => return None,
-            };
-            if tz.len() == 6 && tz.as_bytes()[3] != b':' {
-                return None;
-            }
-            sign * (hh * 60 + mm)
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
-    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
-}
-
-// Howard Hinnant's days-from-civil (public domain).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// Timestamps are parsed by the core, the one parser the runner uses.
+pub use synapsor_core::time::parse_timestamp_nanos;
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
