@@ -4,46 +4,8 @@
 //! prove that reads work with SELECT alone.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use sqlx::{AssertSqlSafe, Connection};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{}_{n}", std::process::id(), t % 1_000_000_000)
-}
-
-/// The admin URL from the environment; `None` (test skipped) unless `SYNAPSOR_REQUIRE_DBS=1`,
-/// where a missing URL fails the test.
-pub fn admin_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("SYNAPSOR_REQUIRE_DBS").as_deref() == Ok("1") {
-                panic!("{var} is not set but SYNAPSOR_REQUIRE_DBS=1: run through scripts/test.sh");
-            }
-            eprintln!("skipping: {var} is not set (run scripts/test.sh to start the databases)");
-            None
-        }
-    }
-}
-
-fn replace_db(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{db}")
-}
-
-fn with_user(url: &str, user: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (_, host) = rest.rsplit_once('@').unwrap();
-    format!("{scheme}://{user}:{password}@{host}")
-}
+pub use synapsor_testdb::{admin_url, replace_db, unique, with_user};
 
 #[derive(Debug, Clone)]
 pub struct TestDb {

@@ -17,6 +17,7 @@ use synapsor_runner::context::{OverlayEnv, SequentialIds, SystemClock};
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
 
 use crate::support;
+use synapsor_testdb::with_user;
 
 /// Business tables. `apply_count` is bumped by a trigger on every UPDATE of the row, so a test
 /// can tell how many times the row was written.
@@ -73,12 +74,6 @@ pub struct WDb {
     /// Writer role (PostgreSQL) or user (MySQL); empty for SQLite.
     pub writer: String,
     _dir: Option<Arc<tempfile::TempDir>>,
-}
-
-fn with_user(url: &str, user: &str, password: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (_, host) = rest.rsplit_once('@').unwrap();
-    format!("{scheme}://{user}:{password}@{host}")
 }
 
 /// PostgreSQL: `support::postgres` (SELECT-only read role) plus a writer with SELECT, UPDATE on

@@ -1,0 +1,74 @@
+//! Test-only helpers shared by the database tests of the executor and the sidecar.
+//!
+//! What it is: unique database names, the admin URLs that `scripts/dev-db.sh` exports (a test is
+//! skipped without one, or fails under `SYNAPSOR_REQUIRE_DBS=1`), and URL rewriting to another
+//! database or login. What it is not: it starts no server and holds no fixtures; each test suite
+//! keeps its own seeds and roles.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `<prefix>_<pid>_<nanos>_<n>`: unique across parallel tests and processes.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{}_{n}", std::process::id(), t % 1_000_000_000)
+}
+
+/// The admin URL in `var`; `None` (the test is skipped, with a message) unless
+/// `SYNAPSOR_REQUIRE_DBS=1`, where a missing URL fails the test.
+///
+/// # Panics
+/// When `var` is unset and `SYNAPSOR_REQUIRE_DBS=1`.
+pub fn admin_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("SYNAPSOR_REQUIRE_DBS").as_deref() == Ok("1") {
+                panic!("{var} is not set but SYNAPSOR_REQUIRE_DBS=1: run through scripts/test.sh");
+            }
+            eprintln!("skipping: {var} is not set (run scripts/test.sh, or eval \"$(scripts/dev-db.sh start)\")");
+            None
+        }
+    }
+}
+
+/// `url` with its database (the last path segment) replaced by `db`.
+///
+/// # Panics
+/// When `url` has no `/`.
+pub fn replace_db(url: &str, db: &str) -> String {
+    let Some((base, _)) = url.rsplit_once('/') else {
+        panic!("not a database URL: no path")
+    };
+    format!("{base}/{db}")
+}
+
+/// `url` with its login replaced by `user:password`.
+///
+/// # Panics
+/// When `url` has no `scheme://` or no `@`.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (Some((scheme, rest)), true) = (url.split_once("://"), url.contains('@')) else {
+        panic!("not a database URL with credentials")
+    };
+    let (_, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_urls() {
+        let url = "postgres://admin:pw@127.0.0.1:5432/postgres";
+        assert_eq!(replace_db(url, "t1"), "postgres://admin:pw@127.0.0.1:5432/t1");
+        assert_eq!(with_user(url, "r", "x"), "postgres://r:x@127.0.0.1:5432/postgres");
+        assert_ne!(unique("a"), unique("a"));
+    }
+}
