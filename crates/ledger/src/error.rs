@@ -69,6 +69,11 @@ pub enum LedgerError {
     #[error("{approver} proposed {id} and cannot approve it")]
     SelfApprovalForbidden { id: String, approver: String },
 
+    /// The proposal was published to another store of record (`by`, e.g.
+    /// `kubernetes:ns/Proposal/name`): it is approved and applied there, not with local commands.
+    #[error("{id} is managed by {by}: approve, reject and apply it there")]
+    ManagedExternally { id: String, by: String },
+
     /// `path` is the JSON path of the first secret-looking key or value; the value is never kept.
     #[error("refused to store secret-looking material in the {what} at {path}")]
     SecretMaterialRejected { what: &'static str, path: String },
@@ -109,6 +114,7 @@ impl LedgerError {
             LedgerError::InvalidTransition { .. } => "INVALID_TRANSITION",
             LedgerError::AlreadyDecided { .. } => "ALREADY_DECIDED",
             LedgerError::SelfApprovalForbidden { .. } => "SELF_APPROVAL_FORBIDDEN",
+            LedgerError::ManagedExternally { .. } => "PROPOSAL_MANAGED_EXTERNALLY",
             LedgerError::SecretMaterialRejected { .. } => "SECRET_MATERIAL_REJECTED",
             LedgerError::StoreLeased { .. } => "STORE_LEASED",
             LedgerError::EvidenceNotFound { .. } => "EVIDENCE_NOT_FOUND",

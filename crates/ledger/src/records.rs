@@ -49,6 +49,10 @@ pub struct ProposalRecord {
     pub created_at: String,
     pub updated_at: String,
     pub approvals: Vec<ApprovalRecord>,
+    /// Set when the proposal was published to another store of record (for example
+    /// `kubernetes:<namespace>/Proposal/<name>`); the ledger row is then a mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 /// What `record_proposal` did.

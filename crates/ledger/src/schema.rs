@@ -137,6 +137,11 @@ BEGIN
     SELECT RAISE(ABORT, 'receipts is append-only');
 END;
 "#,
+    // 2: proposals published to another store of record (a Kubernetes `Proposal`): the ledger
+    // keeps a mirror whose approvals and state come from there, never from local commands.
+    r#"
+ALTER TABLE proposals ADD COLUMN managed_by TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

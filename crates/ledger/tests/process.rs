@@ -40,7 +40,7 @@ fn child_process_entry() {
             raw.execute_batch("BEGIN IMMEDIATE").unwrap();
             raw.execute(
                 "INSERT INTO proposals VALUES ('uncommitted', 'sha256:x', 'pending_review', 'c', 't', 'p',
-                 'o', 'b', 'review_required', '{}', ?1, ?1)",
+                 'o', 'b', 'review_required', '{}', ?1, ?1, NULL)",
                 [ts(99)],
             )
             .unwrap();

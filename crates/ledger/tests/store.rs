@@ -1022,3 +1022,127 @@ async fn async_handle_runs_on_the_blocking_pool() {
     let n = ledger.with_store(|s| Ok(s.stats()?.query_audit)).await.unwrap();
     assert_eq!(n, 10);
 }
+
+// ------------------------------------------------------------------ mirrors (Kubernetes mode)
+
+#[test]
+fn a_published_proposal_refuses_local_decisions_and_follows_its_store_of_record() {
+    let (_dir, _path, mut store) = temp_store();
+    let cs = change_set("wrp_m1", 100);
+    let id = created(propose(&mut store, &cs, "ev_m1", &ts(0)))
+        .change_set
+        .proposal_id;
+    let by = "kubernetes:team-a/Proposal/wrp-1";
+    assert!(store.set_managed_by(&id, by, &ts(1)).unwrap());
+    assert!(
+        !store.set_managed_by(&id, by, &ts(2)).unwrap(),
+        "publishing twice is a no-op"
+    );
+    let err = store
+        .set_managed_by(&id, "kubernetes:other/Proposal/x", &ts(2))
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_INPUT");
+
+    let rec = store.get_proposal(&id).unwrap();
+    assert_eq!(rec.managed_by.as_deref(), Some(by));
+    let digest = rec.change_set.digest.clone();
+    for err in [
+        store.approve(&id, &digest, "alice", None, &ts(3)).unwrap_err(),
+        store.reject(&id, "alice", "no", &ts(3)).unwrap_err(),
+        store
+            .transition(
+                &id,
+                ProposalState::PendingReview,
+                ProposalState::Expired,
+                "x",
+                json!({}),
+                &ts(3),
+            )
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "PROPOSAL_MANAGED_EXTERNALLY", "{err}");
+    }
+
+    assert!(store.mirror_decision(&id, "alice", None, &ts(4)).unwrap());
+    assert!(
+        !store.mirror_decision(&id, "alice", None, &ts(5)).unwrap(),
+        "same approval twice"
+    );
+    // A watch can skip states: pending -> applied directly is taken.
+    assert!(
+        store
+            .mirror_state(
+                &id,
+                ProposalState::Applied,
+                "controller",
+                json!({"phase": "Applied"}),
+                &ts(6)
+            )
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mirror_state(&id, ProposalState::Applied, "controller", json!({}), &ts(7))
+            .unwrap()
+    );
+    // Nothing leaves a terminal state.
+    assert!(
+        !store
+            .mirror_state(&id, ProposalState::Failed, "controller", json!({}), &ts(8))
+            .unwrap()
+    );
+    let rec = store.get_proposal(&id).unwrap();
+    assert_eq!(rec.state, ProposalState::Applied);
+    assert_eq!(rec.approvals.len(), 1);
+    let kinds: Vec<String> = store.replay(&id).unwrap().events.into_iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&"proposal_published".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"proposal_approved".to_owned()), "{kinds:?}");
+}
+
+#[test]
+fn mirror_proposal_inserts_once_and_refuses_tampered_or_local_rows() {
+    let (_dir, _path, mut store) = temp_store();
+    let cs = change_set("wrp_m1", 100);
+    let by = "kubernetes:team-a/Proposal/wrp-1";
+    assert!(store.mirror_proposal(&cs, by, &ts(0)).unwrap());
+    assert!(!store.mirror_proposal(&cs, by, &ts(1)).unwrap());
+    let rec = store.get_proposal(&cs.proposal_id).unwrap();
+    assert_eq!(
+        (rec.state, rec.managed_by.as_deref()),
+        (ProposalState::PendingReview, Some(by))
+    );
+
+    // Same id, other content: refused.
+    let other = change_set("wrp_m1", 200);
+    assert_eq!(
+        store.mirror_proposal(&other, by, &ts(2)).unwrap_err().code(),
+        "DIGEST_MISMATCH"
+    );
+    // Content that does not match its digest: refused.
+    let mut tampered = change_set("wrp_m3", 300);
+    tampered.scope.object_id = "inv_other".into();
+    assert_eq!(
+        store.mirror_proposal(&tampered, by, &ts(2)).unwrap_err().code(),
+        "INVALID_INPUT"
+    );
+
+    // Local proposals do not follow mirrors.
+    let local = change_set("wrp_m4", 400);
+    let local_id = created(propose(&mut store, &local, "ev_m2", &ts(3)))
+        .change_set
+        .proposal_id;
+    assert_eq!(
+        store
+            .mirror_state(&local_id, ProposalState::Applied, "x", json!({}), &ts(4))
+            .unwrap_err()
+            .code(),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        store
+            .mirror_decision(&local_id, "alice", None, &ts(4))
+            .unwrap_err()
+            .code(),
+        "INVALID_INPUT"
+    );
+}
