@@ -1,0 +1,312 @@
+//! Command line and process lifecycle of `synapsor-controller`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use synapsor_core::capability;
+use synapsor_core::config::{self, RunnerConfig};
+use synapsor_kube::{DEFAULT_LEASE_NAME, Proposal};
+use synapsor_ledger::Ledger;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{Ctx, error_policy, reconcile};
+use crate::decisions::DecisionKey;
+use crate::leader::{self, LeaseSettings};
+use crate::metrics::Metrics;
+use crate::server::{self, ServerState};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "synapsor-controller",
+    version,
+    about = "Applies approved Synapsor Proposal resources with guarded writeback, and verifies approvers.",
+    long_about = "Applies approved Synapsor Proposal resources with guarded writeback, and verifies approvers.\n\n\
+                  The sidecar (`synapsor-runner ... --proposal-store kubernetes`) creates Proposals; people \
+                  approve them with `kubectl annotate proposal/<name> runner.synapsor.ai/approve=true`; this \
+                  controller's admission webhook admits that only from users RBAC allows the verb `approve` \
+                  (never the proposer), and the elected replica applies a proposal once it has its quorum.\n\n\
+                  Start here:\n  \
+                  synapsor-controller crd        print the CustomResourceDefinition to install\n  \
+                  synapsor-controller run --help how to run it (the Helm chart sets all of this)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: reconcile proposals, serve the webhook, metrics and health.
+    Run(Box<RunArgs>),
+    /// Print the `proposals.runner.synapsor.ai` CustomResourceDefinition (YAML).
+    Crd,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The reviewed runner config (the same synapsor.runner.json as the sidecar's).
+    #[arg(long, env = "SYNAPSOR_CONFIG", default_value = "/etc/synapsor/synapsor.runner.json")]
+    pub config: PathBuf,
+    /// Watch proposals only in this namespace (default: all namespaces).
+    #[arg(long, env = "SYNAPSOR_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// The controller's ledger (SQLite): mirrors of proposals, decisions, receipts.
+    #[arg(long, env = "SYNAPSOR_LEDGER", default_value = "/var/lib/synapsor/controller.db")]
+    pub ledger: PathBuf,
+    /// Plain HTTP listener for /metrics, /healthz and /readyz.
+    #[arg(long, env = "SYNAPSOR_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// TLS listener of the admission webhook (POST /mutate-proposals).
+    #[arg(long, env = "SYNAPSOR_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+    /// PEM certificate chain of the webhook.
+    #[arg(long, env = "SYNAPSOR_TLS_CERT", default_value = "/etc/synapsor/tls/tls.crt")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the webhook.
+    #[arg(long, env = "SYNAPSOR_TLS_KEY", default_value = "/etc/synapsor/tls/tls.key")]
+    pub tls_key: PathBuf,
+    /// File holding the key (>= 32 bytes) that signs verified decisions; the same for all replicas.
+    #[arg(
+        long,
+        env = "SYNAPSOR_APPROVAL_KEY_FILE",
+        default_value = "/etc/synapsor/approval-key/key"
+    )]
+    pub approval_key_file: PathBuf,
+    /// Name of the Lease the replicas elect a leader with.
+    #[arg(long, env = "SYNAPSOR_LEASE_NAME", default_value = DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: the client's namespace, in a pod its own).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", synapsor_kube::crd_yaml());
+            0
+        }
+        Command::Run(args) => {
+            init_tracing();
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return 1;
+                }
+            };
+            match rt.block_on(run(*args)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SYNAPSOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Everything checked before any port is bound or any API call is made.
+fn load(
+    args: &RunArgs,
+) -> Result<
+    (
+        RunnerConfig,
+        Vec<capability::Capability>,
+        DecisionKey,
+        rustls::ServerConfig,
+    ),
+    String,
+> {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("CONFIG_NOT_FOUND: cannot read config {}: {e}", args.config.display()))?;
+    let (cfg, _) = config::parse_config(&text).map_err(|report| {
+        let first = report
+            .errors
+            .first()
+            .map(|i| format!("{} at {}: {}", i.code, i.path, i.message))
+            .unwrap_or_default();
+        format!("CONFIG_INVALID: {} ({first})", args.config.display())
+    })?;
+    let caps = capability::compile(&cfg).map_err(|e| format!("{}: {}", e.code.as_str(), e.message))?;
+    let key_bytes = std::fs::read(&args.approval_key_file).map_err(|e| {
+        format!(
+            "APPROVAL_KEY_MISSING: cannot read the approval key {}: {e}",
+            args.approval_key_file.display()
+        )
+    })?;
+    let key = DecisionKey::from_file_bytes(&key_bytes).map_err(|e| format!("APPROVAL_KEY_INVALID: {e}"))?;
+    let tls = server::tls_config(&args.tls_cert, &args.tls_key).map_err(|e| format!("TLS_INVALID: {e}"))?;
+    Ok((cfg, caps, key, tls))
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let (cfg, caps, key, tls) = load(&args)?;
+    let ledger = Ledger::open(&args.ledger).map_err(|e| format!("{}: {e}", e.code()))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("KUBE_CONFIG: cannot build a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("synapsor-controller-{}", std::process::id()));
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+
+    let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = ServerState {
+        client: client.clone(),
+        key: key.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let http = server::bind(args.http_addr, "metrics and health endpoints").await?;
+    let webhook = server::bind(args.webhook_addr, "admission webhook").await?;
+    tracing::info!(
+        http = %args.http_addr,
+        webhook = %args.webhook_addr,
+        %identity,
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        "synapsor-controller starting"
+    );
+    let http_task = tokio::spawn(server::serve_http(
+        http,
+        server::http_router(state.clone()),
+        shutdown.clone(),
+    ));
+    let webhook_task = tokio::spawn(server::serve_tls(
+        webhook,
+        tls,
+        server::webhook_router(state.clone()),
+        shutdown.clone(),
+    ));
+
+    // Signals: finish what is running, give the lease up, stop.
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        });
+    }
+
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("KUBE_API_UNREACHABLE: the Kubernetes API did not answer: {e}"))?;
+    ready.store(true, Ordering::Relaxed);
+
+    let (lead_tx, lead_rx) = watch::channel(false);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &lease_ns);
+    let settings = LeaseSettings::new(args.lease_name.clone(), lease_ns.clone(), identity.clone());
+    let election = tokio::spawn(leader::run(leases, settings, lead_tx, shutdown.clone()));
+
+    let proposals: Api<Proposal> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        config: cfg,
+        capabilities: caps,
+        ledger,
+        key,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "synapsor-controller".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        leading: lead_rx.clone(),
+        env: Box::new(|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
+    });
+
+    loop {
+        let mut rx = lead_rx.clone();
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = rx.wait_for(|leading| *leading) => if r.is_err() { break },
+        }
+        metrics.leader.set(1);
+        tracing::info!(%identity, "leading: reconciling proposals");
+        let stop = {
+            let shutdown = shutdown.clone();
+            let mut rx = lead_rx.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    _ = rx.wait_for(|leading| !*leading) => {}
+                }
+            }
+        };
+        Controller::new(proposals.clone(), watcher::Config::default())
+            .graceful_shutdown_on(stop)
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "controller stream error");
+                }
+            })
+            .await;
+        metrics.leader.set(0);
+        tracing::info!(%identity, "stopped leading");
+    }
+    let _ = election.await;
+    let _ = webhook_task.await;
+    let _ = http_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,156 @@
+//! The controller's two listeners: plain HTTP for `/metrics`, `/healthz` and `/readyz`, and
+//! TLS for the admission webhook (`POST /mutate-proposals`), which the API server calls.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::decisions::DecisionKey;
+use crate::metrics::Metrics;
+
+/// Shared by the handlers.
+#[derive(Clone)]
+pub struct ServerState {
+    pub client: kube::Client,
+    pub key: DecisionKey,
+    pub metrics: Metrics,
+    /// Set once the webhook listens and the API server answered.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState").finish_non_exhaustive()
+    }
+}
+
+/// `/metrics`, `/healthz`, `/readyz`.
+pub fn http_router(state: ServerState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<ServerState>| async move { s.metrics.render() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<ServerState>| async move {
+                if s.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }),
+        )
+        .with_state(state)
+}
+
+/// The webhook routes.
+pub fn webhook_router(state: ServerState) -> Router {
+    Router::new()
+        .route(
+            "/mutate-proposals",
+            post(|State(s): State<ServerState>, body: axum::Json<Value>| async move {
+                let now_ms = now_ms();
+                let (review, verdict) = crate::admission::review(&s.client, &s.key, body.0, now_ms).await;
+                s.metrics.admissions.with_label_values(&[verdict.as_str()]).inc();
+                axum::Json(review)
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Serves plain HTTP until `shutdown`.
+pub async fn serve_http(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Loads a PEM certificate chain and private key into a TLS server config (HTTP/1.1).
+pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot parse the TLS certificate {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", cert.display()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the TLS certificate and key do not fit together: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Serves `router` over TLS until `shutdown`; each connection runs in its own task.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(router);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "webhook connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds an address, with the address in the error.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+}
