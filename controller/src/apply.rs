@@ -104,11 +104,7 @@ fn condition(type_: &str, ok: bool, reason: &str, message: &str) -> Condition {
 
 /// The ledger's name for a proposal managed by a Kubernetes object.
 pub fn managed_by(p: &Proposal) -> String {
-    format!(
-        "kubernetes:{}/Proposal/{}",
-        p.namespace().unwrap_or_default(),
-        p.name_any()
-    )
+    synapsor_kube::managed_by(&p.namespace().unwrap_or_default(), &p.name_any())
 }
 
 /// The verified approvals of `p`: signed by our key for this uid and digest, not by the
@@ -157,19 +153,6 @@ fn phase_of(r: &Receipt) -> Phase {
         ReceiptStatus::Applied | ReceiptStatus::AlreadyApplied => Phase::Applied,
         ReceiptStatus::Conflict => Phase::Conflict,
         ReceiptStatus::Failed | ReceiptStatus::WouldApply => Phase::Failed,
-    }
-}
-
-fn ledger_state(phase: Phase) -> ProposalState {
-    match phase {
-        Phase::Pending => ProposalState::PendingReview,
-        Phase::Approved => ProposalState::Approved,
-        Phase::Applying => ProposalState::Applying,
-        Phase::Applied => ProposalState::Applied,
-        Phase::Conflict => ProposalState::Conflict,
-        Phase::Failed => ProposalState::Failed,
-        Phase::Rejected => ProposalState::Rejected,
-        Phase::Expired => ProposalState::Expired,
     }
 }
 
@@ -512,7 +495,7 @@ impl Reconciler<'_> {
         });
         match ctx
             .ledger
-            .with_store(move |s| s.mirror_state(&id, ledger_state(phase), "synapsor-controller", payload, &at))
+            .with_store(move |s| s.mirror_state(&id, phase.ledger_state(), "synapsor-controller", payload, &at))
             .await
         {
             Ok(_) | Err(LedgerError::ProposalNotFound { .. }) => {}

@@ -5,6 +5,9 @@
 //! local approval commands, `apply` through the executors of `synapsor-executor`, ledger
 //! inspection and maintenance, and the quick demo.
 //!
+//! In Kubernetes mode ([`kube_store`]) proposals are published as `Proposal` resources and
+//! approved and applied by `synapsor-controller`; the ledger keeps their mirror.
+//!
 //! What it is not: a tool call never writes the source database and never sees writer
 //! credentials (only `apply`, a CLI command outside MCP, uses them); approval is a human act
 //! outside the tool surface.
@@ -38,5 +41,6 @@ pub mod cli;
 pub mod client_config;
 pub mod context;
 pub mod demo;
+pub mod kube_store;
 pub mod mcp;
 pub mod runtime;

@@ -22,6 +22,7 @@ use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ProposalInsert, Query
 use synapsor_source::{LookupValue, ScopedRead, SourceDb, open_source};
 
 use crate::context::{Clock, Env, IdGen};
+use crate::kube_store::ProposalPublisher;
 
 /// Everything a tool call needs, built once.
 #[derive(Debug, Clone)]
@@ -39,6 +40,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
     result_format: ResultFormat,
+    publisher: Option<Arc<dyn ProposalPublisher>>,
 }
 
 /// A source that could not be opened (its URL variable is missing): calls on it fail with that
@@ -70,6 +72,8 @@ pub struct RuntimeDeps {
     pub ids: Arc<dyn IdGen>,
     /// Overrides the config's `result_format`.
     pub result_format: Option<ResultFormat>,
+    /// Where review proposals are published (Kubernetes mode); `None`: the ledger only.
+    pub publisher: Option<Arc<dyn ProposalPublisher>>,
 }
 
 impl Runtime {
@@ -100,6 +104,7 @@ impl Runtime {
                 clock: deps.clock,
                 ids: deps.ids,
                 result_format,
+                publisher: deps.publisher,
             }),
         })
     }
@@ -327,6 +332,20 @@ impl Runtime {
             ProposalInsert::Created(r) => (r, false),
             ProposalInsert::Existing(r) => (r, true),
         };
+        // Kubernetes mode: publish (again, for a repeated call whose earlier publish failed; the
+        // object name is the proposal id, so this never creates a second one) and mark the
+        // ledger row as a mirror. Shadow proposals are never applied and stay local.
+        if let Some(publisher) = &inner.publisher
+            && record.change_set.mode != "shadow"
+        {
+            let by = publisher.publish(&record.change_set, inner.clock.now_ms()).await?;
+            let (id, now) = (record.change_set.proposal_id.clone(), inner.clock.now_rfc3339());
+            inner
+                .ledger
+                .with_store(move |s| s.set_managed_by(&id, &by, &now))
+                .await
+                .map_err(store_error)?;
+        }
         Ok(ToolOutcome::Proposal {
             change_set: Box::new(record.change_set),
             existing,

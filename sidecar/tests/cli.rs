@@ -484,6 +484,7 @@ mod synapsor_runner_test_support {
                     clock: Arc::new(SystemClock),
                     ids: Arc::new(RandomIds::default()),
                     result_format: None,
+                    publisher: None,
                 },
             )
             .unwrap();

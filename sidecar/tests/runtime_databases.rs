@@ -155,6 +155,7 @@ fn harness(engine: &str, schema: &str, read_url: &str, tenant: &str) -> Harness 
             clock: Arc::new(SystemClock),
             ids: Arc::new(SequentialIds::default()),
             result_format: Some(ResultFormat::V2),
+            publisher: None,
         },
     )
     .unwrap();
@@ -447,6 +448,7 @@ async fn missing_credentials_and_context_fail_safely() {
             clock: Arc::new(SystemClock),
             ids: Arc::new(SequentialIds::default()),
             result_format: Some(ResultFormat::V2),
+            publisher: None,
         },
     )
     .unwrap();

@@ -300,6 +300,7 @@ mod tests {
             SourceTimeout,
             SourceSchemaMismatch,
             LocalStoreUnavailable,
+            ProposalStoreUnavailable,
             SecretMaterialRejected,
             UnsafeIdentifier,
             Internal,

@@ -36,6 +36,8 @@ pub enum ToolCode {
     SourceTimeout,
     SourceSchemaMismatch,
     LocalStoreUnavailable,
+    /// The proposal was recorded locally but could not be published to the Kubernetes API.
+    ProposalStoreUnavailable,
     SecretMaterialRejected,
     UnsafeIdentifier,
     Internal,
@@ -71,6 +73,7 @@ impl ToolCode {
             SourceTimeout => "SOURCE_TIMEOUT",
             SourceSchemaMismatch => "SOURCE_SCHEMA_MISMATCH",
             LocalStoreUnavailable => "LOCAL_STORE_UNAVAILABLE",
+            ProposalStoreUnavailable => "PROPOSAL_STORE_UNAVAILABLE",
             SecretMaterialRejected => "SECRET_MATERIAL_REJECTED",
             UnsafeIdentifier => "UNSAFE_IDENTIFIER",
             Internal => "INTERNAL",
@@ -102,9 +105,11 @@ impl ToolCode {
             | PatchTransitionNotAllowed
             | ConflictGuardMissing => SafeCode::PolicyViolation,
             MultiRowBlocked => SafeCode::MultiRowBlocked,
-            SourceCredentialMissing | SourceUnavailable | SourceTimeout | LocalStoreUnavailable => {
-                SafeCode::TemporarilyUnavailable
-            }
+            SourceCredentialMissing
+            | SourceUnavailable
+            | SourceTimeout
+            | LocalStoreUnavailable
+            | ProposalStoreUnavailable => SafeCode::TemporarilyUnavailable,
             SourceSchemaMismatch | SecretMaterialRejected | UnsafeIdentifier | Internal => SafeCode::Internal,
         }
     }

@@ -16,6 +16,7 @@ use kube::core::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use synapsor_core::ProposalState;
 use synapsor_core::changeset::{self, ChangeSet};
 
 /// The API group of every Synapsor resource and the prefix of its annotations.
@@ -39,8 +40,13 @@ pub const WEBHOOK_OWNED: [&str; 3] = [ANNOTATION_APPROVALS, ANNOTATION_REJECTION
 pub const LABEL_CAPABILITY: &str = "runner.synapsor.ai/capability";
 /// The Lease the controller replicas elect their leader with.
 pub const DEFAULT_LEASE_NAME: &str = "synapsor-controller";
-/// Field manager name for server-side writes.
-pub const FIELD_MANAGER: &str = "synapsor-controller";
+/// Label every sidecar-created proposal carries; the sidecar watches by it.
+pub const LABEL_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "synapsor-runner");
+
+/// The ledger's `managed_by` of a proposal object: `kubernetes:<namespace>/Proposal/<name>`.
+pub fn managed_by(namespace: &str, name: &str) -> String {
+    format!("kubernetes:{namespace}/Proposal/{name}")
+}
 
 /// A proposed change to one row, exactly as reviewed: created by the sidecar, immutable after
 /// create, approved with annotations, applied by the controller.
@@ -186,6 +192,20 @@ impl Phase {
             self,
             Phase::Applied | Phase::Conflict | Phase::Failed | Phase::Rejected | Phase::Expired
         )
+    }
+
+    /// The ledger state a mirror of a proposal in this phase has.
+    pub fn ledger_state(self) -> ProposalState {
+        match self {
+            Phase::Pending => ProposalState::PendingReview,
+            Phase::Approved => ProposalState::Approved,
+            Phase::Applying => ProposalState::Applying,
+            Phase::Applied => ProposalState::Applied,
+            Phase::Conflict => ProposalState::Conflict,
+            Phase::Failed => ProposalState::Failed,
+            Phase::Rejected => ProposalState::Rejected,
+            Phase::Expired => ProposalState::Expired,
+        }
     }
 
     pub fn as_str(self) -> &'static str {

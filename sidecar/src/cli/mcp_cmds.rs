@@ -18,6 +18,7 @@ use super::GlobalArgs;
 use super::commands::{CliError, load_config, store_path};
 use crate::client_config::{ClientConfigOptions, ClientKind, Transport, client_config};
 use crate::context::{Clock, ProcessEnv, RandomIds, SystemClock};
+use crate::kube_store::{KubeProposals, ProposalPublisher};
 use crate::mcp::McpServer;
 use crate::mcp::http::{HttpOptions, serve};
 use crate::runtime::{Runtime, RuntimeDeps};
@@ -65,6 +66,26 @@ pub struct ServeArgs {
     /// Tool names: canonical (`billing.inspect_invoice`), openai (`billing__inspect_invoice`) or both.
     #[arg(long, value_enum, default_value = "canonical")]
     pub alias_mode: AliasArg,
+    /// Where review proposals go: `local` (the ledger; approve with `proposals approve`) or
+    /// `kubernetes` (a `Proposal` resource in --kube-namespace, approved with `kubectl annotate` and
+    /// applied by synapsor-controller; the ledger keeps a mirror). Kubernetes uses the pod's
+    /// service account, else KUBECONFIG.
+    #[arg(long, value_enum, env = "SYNAPSOR_PROPOSAL_STORE", default_value = "local")]
+    pub proposal_store: ProposalStoreArg,
+    /// Namespace for `Proposal`s (kubernetes store). Default: the pod's namespace, else the
+    /// KUBECONFIG context's.
+    #[arg(long, env = "SYNAPSOR_KUBE_NAMESPACE")]
+    pub kube_namespace: Option<String>,
+    /// How long a published proposal can be approved and applied (kubernetes store), e.g. `30m`,
+    /// `24h`, `7d`.
+    #[arg(long, env = "SYNAPSOR_PROPOSAL_TTL", default_value = "24h")]
+    pub proposal_ttl: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProposalStoreArg {
+    Local,
+    Kubernetes,
 }
 
 /// Streamable HTTP options.
@@ -187,14 +208,45 @@ pub struct UpArgs {
     pub json: bool,
 }
 
-/// Builds the runtime over the configured sources and the ledger.
-pub fn build_runtime(global: &GlobalArgs, format: Option<FormatArg>) -> Result<(Runtime, PathBuf), CliError> {
+/// Builds the runtime over the configured sources and the ledger. With the kubernetes proposal
+/// store it connects to the API and starts mirroring this namespace's proposals into the ledger.
+pub async fn build_runtime(global: &GlobalArgs, serve: &ServeArgs) -> Result<(Runtime, PathBuf), CliError> {
     let (cfg, warnings) = load_config(&global.config)?;
     for w in &warnings {
         tracing::warn!(code = w.code, path = %w.path, "{}", w.message);
     }
+    let ttl_ms = synapsor_core::time::parse_duration_ms(&serve.proposal_ttl)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| {
+            CliError::new(
+                "PROPOSAL_TTL_INVALID",
+                format!(
+                    "--proposal-ttl {:?} is not a duration such as 30m, 24h or 7d",
+                    serve.proposal_ttl
+                ),
+            )
+        })?;
     let store = store_path(global);
     let ledger = Ledger::new(LedgerStore::open(&store)?);
+    let publisher: Option<Arc<dyn ProposalPublisher>> = match serve.proposal_store {
+        ProposalStoreArg::Local => None,
+        ProposalStoreArg::Kubernetes => {
+            let kube = KubeProposals::connect(serve.kube_namespace.clone(), ttl_ms)
+                .await
+                .map_err(|e| CliError::new("KUBE_CONFIG", e))?;
+            tracing::info!(
+                namespace = kube.namespace(),
+                "proposals are published as Kubernetes Proposals"
+            );
+            tokio::spawn(crate::kube_store::mirror(
+                kube.api().clone(),
+                ledger.clone(),
+                || SystemClock.now_rfc3339(),
+                CancellationToken::new(),
+            ));
+            Some(Arc::new(kube))
+        }
+    };
     let runtime = Runtime::new(
         cfg,
         RuntimeDeps {
@@ -202,7 +254,8 @@ pub fn build_runtime(global: &GlobalArgs, format: Option<FormatArg>) -> Result<(
             env: Arc::new(ProcessEnv),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
-            result_format: format.map(Into::into),
+            result_format: serve.result_format.map(Into::into),
+            publisher,
         },
     )
     .map_err(|e| CliError::new(e.code.as_str(), e.message))?;
@@ -332,7 +385,7 @@ async fn serve_http(
 pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
     match cmd {
         McpCommand::Serve(args) => {
-            let (runtime, store) = build_runtime(global, args.result_format)?;
+            let (runtime, store) = build_runtime(global, &args).await?;
             let _lease = lease(&store, "stdio")?;
             let server = McpServer::new(runtime, args.alias_mode.into());
             tracing::info!(tools = server.tools().len(), "serving MCP over stdio");
@@ -344,7 +397,7 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
         }
         McpCommand::ServeStreamableHttp { serve, http } => {
             let opts = http_options(&http)?;
-            let (runtime, store) = build_runtime(global, serve.result_format)?;
+            let (runtime, store) = build_runtime(global, &serve).await?;
             serve_http(runtime, &serve, opts, &store).await
         }
         McpCommand::ClientConfig {
@@ -454,7 +507,7 @@ pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliErr
     let Value::Object(args) = args else {
         return Err(CliError::new("INVALID_ARGS_JSON", "--args must be a JSON object"));
     };
-    let (runtime, _) = build_runtime(global, serve.result_format)?;
+    let (runtime, _) = build_runtime(global, &serve).await?;
     let server = McpServer::new(runtime, serve.alias_mode.into());
     let result = server.call(&tool, Some(args)).await;
     let is_error = result.is_error.unwrap_or(false);
@@ -526,7 +579,7 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         ),
         Err(e) => check("lease", false, e.to_string(), &mut checks),
     }
-    let (runtime, store) = build_runtime(global, args.serve_args.result_format)?;
+    let (runtime, store) = build_runtime(global, &args.serve_args).await?;
     check(
         "store",
         true,

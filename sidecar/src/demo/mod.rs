@@ -99,6 +99,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
             result_format: Some(ResultFormat::V2),
+            publisher: None,
         },
     )
     .map_err(|e| CliError::new("DEMO_FAILED", e.to_string()))?;

@@ -334,6 +334,7 @@ impl Setup {
                 clock: Arc::new(SystemClock),
                 ids: Arc::new(SequentialIds::default()),
                 result_format: Some(ResultFormat::V2),
+                publisher: None,
             },
         )
         .unwrap();

@@ -1,0 +1,255 @@
+//! Kubernetes proposal store (`--proposal-store kubernetes`): proposals become `Proposal`
+//! resources in the sidecar's namespace, and the ledger keeps a mirror of each.
+//!
+//! A proposal tool call records the evidence and the change set in the ledger as in local mode,
+//! then creates the `Proposal` (named after the proposal id, so a repeated call finds the same
+//! object) and marks the ledger row as managed by it: local `approve`/`apply` then refuse it.
+//! [`mirror`] watches the namespace's proposals and appends their verified approvals, rejection,
+//! phase changes and receipts to the ledger, so `replay` tells the whole story.
+//!
+//! The sidecar needs only `create`, `get`, `list` and `watch` on `proposals`: it never writes
+//! status, never approves and holds no write credentials.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::StreamExt;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use serde_json::json;
+use synapsor_core::changeset::ChangeSet;
+use synapsor_core::{ToolCode, ToolError};
+use synapsor_executor::ReceiptStatus;
+use synapsor_kube::{LABEL_CAPABILITY, LABEL_MANAGED_BY, Proposal, ProposalSpec, managed_by, object_name};
+use synapsor_ledger::{Ledger, LedgerError, ReceiptRecord};
+use tokio_util::sync::CancellationToken;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Publishes a recorded proposal to its store of record and returns the ledger's `managed_by`.
+pub trait ProposalPublisher: Send + Sync + fmt::Debug {
+    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<String, ToolError>>;
+}
+
+/// Creates `Proposal`s in one namespace.
+#[derive(Clone)]
+pub struct KubeProposals {
+    api: Api<Proposal>,
+    namespace: String,
+    ttl_ms: i64,
+}
+
+impl fmt::Debug for KubeProposals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeProposals")
+            .field("namespace", &self.namespace)
+            .field("ttl_ms", &self.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeProposals {
+    /// A client from the pod's service account or `KUBECONFIG`; the namespace defaults to the
+    /// client's (in a pod: its own).
+    pub async fn connect(namespace: Option<String>, ttl_ms: i64) -> Result<KubeProposals, String> {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot build a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+        Ok(KubeProposals {
+            api: Api::namespaced(client, &namespace),
+            namespace,
+            ttl_ms,
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn api(&self) -> &Api<Proposal> {
+        &self.api
+    }
+}
+
+/// A label value from a capability name (`[A-Za-z0-9._-]`, at most 63, alphanumeric ends).
+fn label_value(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+fn unavailable(msg: String) -> ToolError {
+    tracing::warn!("{msg}");
+    ToolError::new(ToolCode::ProposalStoreUnavailable, msg)
+}
+
+impl ProposalPublisher for KubeProposals {
+    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<String, ToolError>> {
+        Box::pin(async move {
+            let name = object_name(&cs.proposal_id);
+            let expires = synapsor_core::time::format_rfc3339_ms(now_ms.saturating_add(self.ttl_ms));
+            let spec = ProposalSpec::from_change_set(cs, expires);
+            let object = Proposal {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    labels: Some(
+                        [
+                            (LABEL_MANAGED_BY.0.to_owned(), LABEL_MANAGED_BY.1.to_owned()),
+                            (LABEL_CAPABILITY.to_owned(), label_value(&cs.action)),
+                        ]
+                        .into(),
+                    ),
+                    ..Default::default()
+                },
+                spec,
+                status: None,
+            };
+            match self.api.create(&PostParams::default(), &object).await {
+                Ok(_) => {}
+                // The same proposal id was published before (a repeated call): it must be the same
+                // change set.
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    let existing = self.api.get(&name).await.map_err(|e| {
+                        unavailable(format!(
+                            "Proposal {}/{name} exists but cannot be read: {e}",
+                            self.namespace
+                        ))
+                    })?;
+                    if existing.spec.digest != cs.digest {
+                        return Err(unavailable(format!(
+                            "Proposal {}/{name} exists with another change set; it was not replaced",
+                            self.namespace
+                        )));
+                    }
+                }
+                Err(kube::Error::Api(e)) => {
+                    // Denials (RBAC, the admission webhook) carry the API server's reason.
+                    return Err(unavailable(format!(
+                        "the Kubernetes API refused to create Proposal {}/{name}: {} ({})",
+                        self.namespace, e.message, e.code
+                    )));
+                }
+                Err(e) => {
+                    return Err(unavailable(format!(
+                        "cannot reach the Kubernetes API to create Proposal {}/{name}: {e}",
+                        self.namespace
+                    )));
+                }
+            }
+            Ok(managed_by(&self.namespace, &name))
+        })
+    }
+}
+
+/// Appends what the cluster says about one of our proposals to the ledger. Objects the ledger
+/// does not hold (another runner's) are ignored. Returns whether anything was recorded.
+pub async fn mirror_one(ledger: &Ledger, p: Proposal, now: String) -> Result<bool, LedgerError> {
+    let ns = p.metadata.namespace.clone().unwrap_or_default();
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let by = managed_by(&ns, &name);
+    ledger
+        .with_store(move |s| {
+            let id = p.spec.proposal_id.clone();
+            let rec = match s.get_proposal(&id) {
+                Ok(r) => r,
+                Err(LedgerError::ProposalNotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if rec.managed_by.as_deref() != Some(by.as_str()) {
+                return Ok(false);
+            }
+            let Some(status) = p.status else { return Ok(false) };
+            let mut changed = false;
+            for a in &status.approvals {
+                changed |= s.mirror_decision(&id, &a.user, None, &a.at)?;
+            }
+            if let Some(r) = &status.rejection {
+                changed |= s.mirror_decision(&id, &r.user, Some(&r.reason), &r.at)?;
+            }
+            if let Some(receipt) = &status.receipt {
+                let key = receipt.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or(&id);
+                let st = receipt.get("status").and_then(|v| v.as_str()).unwrap_or("failed");
+                let key = if st == ReceiptStatus::Failed.as_str() {
+                    format!("{key}#failed-1")
+                } else {
+                    key.to_owned()
+                };
+                changed |= s.record_receipt(&ReceiptRecord {
+                    proposal_id: id.clone(),
+                    idempotency_key: key,
+                    status: st.to_owned(),
+                    rows_affected: receipt.get("rows_affected").and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+                    safe_error_code: receipt
+                        .get("safe_error_code")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned),
+                    receipt: receipt.clone(),
+                    created_at: now.clone(),
+                })?;
+            }
+            if let Some(phase) = status.phase {
+                changed |= s.mirror_state(
+                    &id,
+                    phase.ledger_state(),
+                    "kubernetes",
+                    json!({"phase": phase.as_str(), "message": status.message}),
+                    &now,
+                )?;
+            }
+            Ok(changed)
+        })
+        .await
+}
+
+/// Watches the namespace's sidecar-created proposals until `shutdown`, mirroring each change
+/// into the ledger. Watch errors back off and resume; ledger errors are logged.
+pub async fn mirror(api: Api<Proposal>, ledger: Ledger, now: impl Fn() -> String, shutdown: CancellationToken) {
+    let cfg = watcher::Config::default().labels(&format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1));
+    let mut stream = watcher(api, cfg).default_backoff().applied_objects().boxed();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            n = stream.next() => n,
+        };
+        match next {
+            None => break,
+            Some(Ok(p)) => {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                match mirror_one(&ledger, p, now()).await {
+                    Ok(true) => tracing::info!(proposal = %name, "mirrored a Proposal change into the ledger"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(proposal = %name, code = e.code(), error = %e, "could not mirror a Proposal")
+                    }
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "watching proposals failed; retrying"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(label_value("billing.propose_fee"), "billing.propose_fee");
+        assert_eq!(label_value("a b/c"), "a_b_c");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+        assert_eq!(label_value("-a-"), "a");
+    }
+}
