@@ -282,6 +282,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         metrics.leader.set(0);
         tracing::info!(%identity, "stopped leading");
     }
+    tracing::info!("releasing the lease and closing the listeners");
     let _ = election.await;
     let _ = webhook_task.await;
     let _ = http_task.await;

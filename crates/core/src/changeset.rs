@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::capability::{BuiltPatch, Capability, TrustedContext};
 use crate::config::{Engine, Mode};
-use crate::digest::digest_value;
+use crate::digest::{canonical_numbers, digest_value};
 
 pub const CHANGE_SET_SCHEMA: &str = "synapsor.change-set.v1";
 
@@ -189,8 +189,29 @@ impl ChangeSet {
             created_at: input.created_at,
             digest: String::new(),
         };
+        cs.canonicalize_numbers();
         cs.digest = cs.compute_digest();
         cs
+    }
+
+    /// Integral floats as integers everywhere the digest looks ([`canonical_numbers`]), so the
+    /// digest survives a round trip through stores that drop the difference.
+    pub fn canonicalize_numbers(&mut self) {
+        let maps = [
+            &mut self.before,
+            &mut self.patch,
+            &mut self.after,
+            &mut self.guards.numeric_bounds,
+            &mut self.guards.transition_guards,
+        ];
+        for map in maps {
+            map.values_mut().for_each(canonical_numbers);
+        }
+        canonical_numbers(&mut self.source.primary_key.value);
+        canonical_numbers(&mut self.guards.expected_version.value);
+        if let Some(t) = &mut self.guards.tenant {
+            canonical_numbers(&mut t.value);
+        }
     }
 
     /// The part of the change set the digest covers.

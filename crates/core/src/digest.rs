@@ -44,6 +44,26 @@ fn write_canonical(v: &Value, out: &mut String) {
     }
 }
 
+/// Rewrites every integral floating-point number in `v` (`5500.0`) as an integer (`5500`), in
+/// place. A change set is built with this applied before its digest is taken, so the digest
+/// survives systems that do not keep the difference: the Kubernetes API server stores `0.0` as
+/// `0`, and a digest over `0.0` would then no longer match the stored spec.
+pub fn canonical_numbers(v: &mut Value) {
+    match v {
+        Value::Object(map) => map.values_mut().for_each(canonical_numbers),
+        Value::Array(items) => items.iter_mut().for_each(canonical_numbers),
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -58,6 +78,16 @@ pub fn digest_value(v: &Value) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integral_floats_become_integers_and_fractions_stay() {
+        let mut v = serde_json::json!({"a": 0.0, "b": [5500.0, 12.5, -3.0], "c": {"d": 1e300, "e": "1.0"}, "f": 7});
+        canonical_numbers(&mut v);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":0,"b":[5500,12.5,-3],"c":{"d":1e+300,"e":"1.0"},"f":7}"#
+        );
+    }
     use serde_json::json;
 
     #[test]

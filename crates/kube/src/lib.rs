@@ -472,6 +472,39 @@ mod tests {
         assert!(back.digest_is_intact());
     }
 
+    /// The API server re-encodes numbers (`0.0` is stored as `0`); change sets are built with
+    /// integral numbers, so their digest survives that.
+    #[test]
+    fn built_change_sets_survive_the_api_servers_number_encoding() {
+        let mut cs = sample();
+        cs.guards
+            .numeric_bounds
+            .insert("discount_cents".into(), json!({"minimum": 0.0, "maximum": 1000.0}));
+        cs.digest = cs.compute_digest();
+        let spec = ProposalSpec::from_change_set(&cs, "2026-11-26T10:00:00Z".into());
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(
+            text.contains("1000.0"),
+            "this fixture keeps a float, as a stale builder would"
+        );
+        let mut stored: Value = serde_json::to_value(&spec).unwrap();
+        synapsor_core::digest::canonical_numbers(&mut stored);
+        let stored: ProposalSpec = serde_json::from_value(stored).unwrap();
+        assert!(
+            !stored.to_change_set().digest_is_intact(),
+            "a float digest breaks on the API server"
+        );
+
+        // What ChangeSet::build does: integral numbers before the digest.
+        cs.canonicalize_numbers();
+        cs.digest = cs.compute_digest();
+        let mut stored =
+            serde_json::to_value(ProposalSpec::from_change_set(&cs, "2026-11-26T10:00:00Z".into())).unwrap();
+        synapsor_core::digest::canonical_numbers(&mut stored);
+        let stored: ProposalSpec = serde_json::from_value(stored).unwrap();
+        assert!(stored.to_change_set().digest_is_intact());
+    }
+
     #[test]
     fn an_edited_spec_no_longer_matches_its_digest() {
         let mut spec = ProposalSpec::from_change_set(&sample(), "2026-11-26T10:00:00Z".into());

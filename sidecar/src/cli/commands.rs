@@ -211,6 +211,23 @@ fn default_actor(actor: Option<String>) -> String {
         .unwrap_or_else(|| "local_operator".into())
 }
 
+/// Local approve, reject and apply refuse a proposal published to Kubernetes (the ledger row is a
+/// mirror), before any prompt, saying how to decide it there.
+pub fn refuse_managed(rec: &synapsor_ledger::ProposalRecord) -> Result<(), CliError> {
+    let Some(by) = &rec.managed_by else { return Ok(()) };
+    let id = &rec.change_set.proposal_id;
+    let hint = match by.strip_prefix("kubernetes:").and_then(|r| r.split_once("/Proposal/")) {
+        Some((ns, name)) => format!(
+            "; decide it with `kubectl -n {ns} annotate proposal/{name} runner.synapsor.ai/approve=true` (or runner.synapsor.ai/reject=<reason>); synapsor-controller applies it"
+        ),
+        None => String::new(),
+    };
+    Err(CliError::new(
+        "PROPOSAL_MANAGED_EXTERNALLY",
+        format!("{id} is managed by {by}, not by this ledger{hint}"),
+    ))
+}
+
 fn confirm(prompt: &str, yes: bool) -> Result<(), CliError> {
     if yes {
         return Ok(());
@@ -289,6 +306,7 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
         } => {
             let mut store = open_store(global)?;
             let p = store.get_proposal(&id)?;
+            refuse_managed(&p)?;
             let digest = match digest {
                 Some(d) => d,
                 None => {
@@ -337,6 +355,7 @@ fn proposals_cmd(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliErr
         } => {
             let mut store = open_store(global)?;
             let p = store.get_proposal(&id)?;
+            refuse_managed(&p)?;
             confirm(&format!("Reject {}?", p.change_set.proposal_id), yes)?;
             let actor = default_actor(actor);
             let updated = store.reject(&p.change_set.proposal_id, &actor, &reason, &now)?;

@@ -83,6 +83,11 @@ pub fn proposal_detail(p: &ProposalRecord) -> String {
         ));
     }
     out.push_str(&format!("Created    {}\n", p.created_at));
+    if let Some(by) = &p.managed_by {
+        out.push_str(&format!(
+            "Managed by {by} (decided and applied there; this ledger mirrors it)\n"
+        ));
+    }
     out
 }
 

@@ -512,6 +512,7 @@ pub mod guarded {
         let mut store = LedgerStore::open_existing(store_path)?;
         // The ledger re-verifies the digest on every read (PROPOSAL_DIGEST_MISMATCH otherwise).
         let rec = store.get_proposal(proposal)?;
+        crate::cli::commands::refuse_managed(&rec)?;
         let cs = rec.change_set.clone();
         let id = cs.proposal_id.clone();
         if cs.mode == "shadow" {

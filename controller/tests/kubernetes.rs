@@ -1,0 +1,404 @@
+//! Kubernetes mode end to end, against a real kube-apiserver (scripts/k8s.sh, or a kind cluster
+//! through `KUBECONFIG`) and a real PostgreSQL: the sidecar answers an MCP proposal call with a
+//! `Proposal`, approvers annotate it with kubectl, the webhook decides who may, and the
+//! controller applies it once.
+#![allow(clippy::unwrap_used)]
+
+mod k8s_support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use k8s_support::*;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use synapsor_core::ProposalState;
+use synapsor_kube::{ANNOTATION_APPROVALS, ANNOTATION_PROPOSER, Phase, object_name};
+use synapsor_ledger::LedgerStore;
+
+fn stderr(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposal_to_receipt_with_verified_approvers_and_a_quorum_of_two() {
+    let Some(mut fx) = Fixture::new(2).await else { return };
+    fx.start_controller("c1").await;
+    fx.grant_sidecar_approve().await;
+    let mcp = fx.sidecar().await;
+
+    // 1. The MCP proposal call creates a Proposal, stamped with the sidecar as proposer.
+    let env = propose(&mcp, "INV-1", 2500).await;
+    assert_eq!(env["ok"], true, "{env}");
+    assert_eq!(env["source_database_changed"], false);
+    let id = env["proposal"]["id"].as_str().unwrap().to_owned();
+    let name = object_name(&id);
+    let p = fx.wait_phase(&name, Phase::Pending, 20).await;
+    assert_eq!(p.annotations().get(ANNOTATION_PROPOSER), Some(&fx.sidecar_user));
+    assert_eq!(p.spec.tenant, "acme");
+    assert_eq!(p.spec.patch["late_fee_cents"], 2500);
+    assert_eq!(p.status.as_ref().unwrap().approvals_summary.as_deref(), Some("0/2"));
+    // The same call again returns the same proposal, not a second object.
+    let again = propose(&mcp, "INV-1", 2500).await;
+    assert_eq!(again["proposal"]["id"], env["proposal"]["id"]);
+    assert_eq!(
+        fx.proposals().list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+
+    // 2. Denied by the webhook: a user without the verb `approve`; the proposer, even with RBAC
+    //    allowing it; a forged approval record; a spec edit.
+    let out = fx.approve(EDITOR, &name);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("RBAC does not allow the verb \"approve\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = fx.approve(&fx.sidecar_user.clone(), &name);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot approve it"), "{}", stderr(&out));
+    let forged =
+        format!("{ANNOTATION_APPROVALS}=[{{\"user\":\"alice\",\"at\":\"2026-01-01T00:00:00Z\",\"sig\":\"v1=00\"}}]");
+    let out = fx.kubectl(None, &["annotate", &format!("proposal/{name}"), &forged]);
+    assert!(
+        stderr(&out).contains("written only by the admission webhook"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fx.kubectl(
+        None,
+        &[
+            "patch",
+            &format!("proposal/{name}"),
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"patch":{"late_fee_cents":9999}}}"#,
+        ],
+    );
+    assert!(stderr(&out).contains("immutable"), "{}", stderr(&out));
+    // A user without write access at all is stopped by RBAC before the webhook.
+    let out = fx.approve("mallory", &name);
+    assert!(!out.status.success());
+
+    // 3. One verified approval is not a quorum of two; the same approver twice does not count.
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(stderr(&out).contains("already approved"), "{}", stderr(&out));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let p = fx.proposals().get(&name).await.unwrap();
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.phase, Some(Phase::Pending));
+    assert_eq!(st.approvals_summary.as_deref(), Some("1/2"));
+    assert_eq!(fx.db.fee("INV-1").await, 5500, "nothing is written before the quorum");
+
+    // 4. The second approver completes the quorum: applied once, receipt in status.
+    let out = fx.approve(APPROVERS[1], &name);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = fx.wait_phase(&name, Phase::Applied, 30).await;
+    let st = p.status.unwrap();
+    let receipt = st.receipt.unwrap();
+    assert_eq!(receipt["status"], "applied", "{receipt}");
+    assert_eq!(receipt["rows_affected"], 1);
+    let users: Vec<&str> = st.approvals.iter().map(|a| a.user.as_str()).collect();
+    assert_eq!(users, APPROVERS);
+    assert!(st.approvals.iter().all(|a| a.verified));
+    assert_eq!(fx.db.fee("INV-1").await, 2500);
+    assert_eq!(fx.db.writes("INV-1").await, 1);
+    assert_eq!(fx.db.source_receipts().await, 1);
+
+    // Decided proposals take no more decisions.
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(
+        stderr(&out).contains("no longer be decided") || stderr(&out).contains("already approved"),
+        "{}",
+        stderr(&out)
+    );
+
+    // 5. A Kubernetes Event and the controller's metrics and ledger say so too.
+    let events: Api<Event> = Api::namespaced(fx.client.clone(), &fx.ns);
+    let mut found = false;
+    for _ in 0..50 {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        found = list.items.iter().any(|e| e.reason.as_deref() == Some("Applied"));
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "an Applied event");
+    assert_eq!(
+        fx.controllers[0]
+            .metric("synapsor_proposal_applies_total{outcome=\"applied\"}")
+            .await,
+        1.0
+    );
+    assert!(
+        fx.controllers[0]
+            .metric("synapsor_admission_reviews_total{verdict=\"denied\"}")
+            .await
+            >= 4.0
+    );
+    assert_eq!(fx.controllers[0].metric("synapsor_controller_leader").await, 1.0);
+    let (code, _) = fx.controllers[0].get("/healthz").await.unwrap();
+    assert_eq!(code, 200);
+    {
+        let store = LedgerStore::open_existing(&fx.controllers[0].ledger).unwrap();
+        let rec = store.get_proposal(&id).unwrap();
+        assert_eq!(rec.state, ProposalState::Applied);
+        assert_eq!(rec.approvals.len(), 2);
+        let receipts = store.receipts_for(&id).unwrap();
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].status, "applied");
+    }
+
+    // 6. The sidecar mirrored the outcome into its own ledger; local approve/apply refuse it.
+    let mut mirrored = false;
+    for _ in 0..100 {
+        let store = LedgerStore::open_existing(fx.sidecar_ledger()).unwrap();
+        let rec = store.get_proposal(&id).unwrap();
+        if rec.state == ProposalState::Applied && !store.receipts_for(&id).unwrap().is_empty() {
+            assert_eq!(rec.approvals.len(), 2);
+            assert_eq!(rec.managed_by, Some(format!("kubernetes:{}/Proposal/{name}", fx.ns)));
+            mirrored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        mirrored,
+        "the sidecar's ledger mirrors the applied proposal and its receipt"
+    );
+    mcp.cancel().await.unwrap();
+    let out = std::process::Command::new(bin("synapsor-runner"))
+        .args(["proposals", "approve", &id])
+        .arg("--config")
+        .arg(&fx.config_path)
+        .arg("--store")
+        .arg(fx.sidecar_ledger())
+        .env("USER", "local-admin")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("PROPOSAL_MANAGED_EXTERNALLY"), "{}", stderr(&out));
+
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_ends_in_conflict_and_a_rejection_is_final() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar().await;
+
+    let env = propose(&mcp, "INV-2", 1200).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    // The row changes behind the proposal's back.
+    fx.db
+        .exec("UPDATE invoices SET updated_at = now(), late_fee_cents = 750 WHERE id = 'INV-2'")
+        .await;
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = fx.wait_phase(&name, Phase::Conflict, 30).await;
+    assert_eq!(p.status.unwrap().receipt.unwrap()["status"], "conflict");
+    assert_eq!(fx.db.fee("INV-2").await, 750, "a conflict writes nothing");
+    assert_eq!(fx.db.writes("INV-2").await, 1, "only the test's own update");
+
+    // Rejection: by an approver, with a reason; final.
+    let env = propose(&mcp, "INV-3", 100).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    let out = fx.kubectl(
+        Some(EDITOR),
+        &[
+            "annotate",
+            &format!("proposal/{name}"),
+            "runner.synapsor.ai/reject=nope",
+        ],
+    );
+    assert!(!out.status.success(), "an editor cannot reject either");
+    let out = fx.kubectl(
+        Some(APPROVERS[1]),
+        &[
+            "annotate",
+            &format!("proposal/{name}"),
+            "runner.synapsor.ai/reject=fee too low",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p = fx.wait_phase(&name, Phase::Rejected, 30).await;
+    let rejection = p.status.unwrap().rejection.unwrap();
+    assert_eq!(
+        (rejection.user.as_str(), rejection.reason.as_str()),
+        (APPROVERS[1], "fee too low")
+    );
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(stderr(&out).contains("no longer be decided"), "{}", stderr(&out));
+    assert_eq!(fx.db.fee("INV-3").await, 800);
+
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar().await;
+    let env = propose(&mcp, "INV-4", 4200).await;
+    let id = env["proposal"]["id"].as_str().unwrap().to_owned();
+    let name = object_name(&id);
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+
+    // Hold the row so the apply blocks inside its transaction, after status says Applying.
+    let lock = fx.db.lock_row("INV-4").await;
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(out.status.success(), "{}", stderr(&out));
+    fx.wait_phase(&name, Phase::Applying, 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fx.controllers[0].kill(); // SIGKILL mid-apply
+    drop(lock);
+    assert_eq!(fx.db.writes("INV-4").await, 0, "the killed apply committed nothing");
+
+    // A new replica finds the proposal in Applying and applies it with the same idempotency key.
+    fx.start_controller("c2").await;
+    let p = fx.wait_phase(&name, Phase::Applied, 60).await;
+    assert_eq!(p.status.unwrap().receipt.unwrap()["status"], "applied");
+    assert_eq!(fx.db.fee("INV-4").await, 4200);
+    assert_eq!(fx.db.writes("INV-4").await, 1);
+    assert_eq!(fx.db.source_receipts().await, 1);
+
+    // A crash after the commit but before the status write: the write is in the source, the
+    // status still says Applying. The next controller reports already_applied and writes nothing.
+    let env = propose(&mcp, "INV-1", 3100).await;
+    let id2 = env["proposal"]["id"].as_str().unwrap().to_owned();
+    let name2 = object_name(&id2);
+    fx.wait_phase(&name2, Phase::Pending, 20).await;
+    let lock = fx.db.lock_row("INV-1").await;
+    let out = fx.approve(APPROVERS[1], &name2);
+    assert!(out.status.success(), "{}", stderr(&out));
+    fx.wait_phase(&name2, Phase::Applying, 30).await;
+    fx.controllers[1].kill();
+    drop(lock);
+    // Do exactly what the killed controller was doing, to completion, behind its back.
+    let p2 = fx.proposals().get(&name2).await.unwrap();
+    let cs = p2.spec.to_change_set();
+    let (cfg, _) = synapsor_core::config::parse_config(&std::fs::read_to_string(&fx.config_path).unwrap()).unwrap();
+    let caps = synapsor_core::capability::compile(&cfg).unwrap();
+    let cap = caps.iter().find(|c| c.name == TOOL).unwrap();
+    let write_url = fx.db.write_url.clone();
+    let env_fn = move |n: &str| (n == "TEST_WRITE_URL").then(|| write_url.clone());
+    let receipt = synapsor_executor::select_executor(&cfg, cap)
+        .unwrap()
+        .apply(synapsor_executor::ApplyRequest {
+            change_set: &cs,
+            capability: cap,
+            source_name: "main",
+            source: &cfg.sources["main"],
+            env: &env_fn,
+            executed_at: "2026-11-25T00:00:00Z".into(),
+            dry_run: false,
+            approvals: vec![],
+        })
+        .await;
+    assert_eq!(receipt.status.as_str(), "applied");
+    assert_eq!(fx.db.writes("INV-1").await, 1);
+    fx.start_controller("c3").await;
+    let p2 = fx.wait_phase(&name2, Phase::Applied, 60).await;
+    assert_eq!(p2.status.unwrap().receipt.unwrap()["status"], "already_applied");
+    assert_eq!(fx.db.writes("INV-1").await, 1, "not written twice");
+    assert_eq!(fx.db.fee("INV-1").await, 3100);
+
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controllers_elect_one_leader_and_the_other_takes_over() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    let leases: Api<Lease> = Api::namespaced(fx.client.clone(), &fx.ns);
+    let holder = |leases: Api<Lease>| async move {
+        leases
+            .get_opt("synapsor-controller")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    fx.start_controller("a").await;
+    for _ in 0..100 {
+        if holder(leases.clone()).await.as_deref() == Some("a") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(holder(leases.clone()).await.as_deref(), Some("a"));
+    // The second replica serves its own webhook port (in a cluster both sit behind one Service).
+    let port_a = fx.webhook_port;
+    fx.webhook_port = free_port();
+    fx.start_controller("b").await;
+    let port_b = fx.webhook_port;
+    fx.webhook_port = port_a;
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        holder(leases.clone()).await.as_deref(),
+        Some("a"),
+        "a live leader keeps the lease"
+    );
+    assert_eq!(fx.controllers[0].metric("synapsor_controller_leader").await, 1.0);
+    assert_eq!(fx.controllers[1].metric("synapsor_controller_leader").await, 0.0);
+    // The standby is ready too: it serves the webhook.
+    assert_eq!(fx.controllers[1].get("/readyz").await.unwrap().0, 200);
+
+    let mcp = fx.sidecar().await;
+    let env = propose(&mcp, "INV-2", 1500).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    assert!(fx.approve(APPROVERS[0], &name).status.success());
+    fx.wait_phase(&name, Phase::Applied, 30).await;
+    assert_eq!(fx.db.writes("INV-2").await, 1);
+    let applied = "synapsor_proposal_applies_total{outcome=\"applied\"}";
+    assert_eq!(fx.controllers[0].metric(applied).await, 1.0);
+    assert_eq!(fx.controllers[1].metric(applied).await, 0.0, "only the leader applies");
+
+    // The leader stops gracefully and gives the lease up; the standby takes over at once (well
+    // before the 15 s lease would have run out) and the webhook Service now reaches it.
+    let status = fx.controllers[0].terminate();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0:\n{}",
+        fx.controllers[0].log_text()
+    );
+    fx.point_webhook_to(port_b).await;
+    let mut took_over = false;
+    for _ in 0..100 {
+        if fx.controllers[1].metric("synapsor_controller_leader").await == 1.0 {
+            took_over = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        took_over,
+        "the standby took the lease over:\n{}",
+        fx.controllers[1].log_text()
+    );
+    assert_eq!(holder(leases.clone()).await.as_deref(), Some("b"));
+    let env = propose(&mcp, "INV-3", 1600).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    assert!(fx.approve(APPROVERS[1], &name).status.success());
+    fx.wait_phase(&name, Phase::Applied, 30).await;
+    assert_eq!(fx.db.writes("INV-3").await, 1);
+    assert_eq!(fx.controllers[1].metric(applied).await, 1.0);
+
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
