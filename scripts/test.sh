@@ -6,10 +6,17 @@
 #   scripts/test.sh -E 'test(pg)'       extra args go to `cargo nextest run`
 #   SYNAPSOR_SKIP_LINT=1 scripts/test.sh   skip fmt/clippy (quick local loop)
 #   SYNAPSOR_KEEP_DBS=1 scripts/test.sh    leave the databases running after
+#   SYNAPSOR_KEEP_K8S=1 scripts/test.sh    leave the Kubernetes API server running after
+#   SYNAPSOR_K8S_USE_KUBECONFIG=1 scripts/test.sh
+#                                       use the cluster in $KUBECONFIG (e.g. kind, see
+#                                       scripts/kind-up.sh) instead of starting one
 #
-# Starts throwaway PostgreSQL and MariaDB servers (scripts/dev-db.sh), runs
-# with SYNAPSOR_REQUIRE_DBS=1 so DB tests fail instead of skipping when a URL
-# is missing, and stops the servers again on exit, failure or Ctrl-C.
+# Starts throwaway PostgreSQL and MariaDB servers (scripts/dev-db.sh) and a
+# Kubernetes API server (etcd + kube-apiserver on loopback, scripts/k8s.sh;
+# docs/kubernetes-testing.md), runs with SYNAPSOR_REQUIRE_DBS=1 and
+# SYNAPSOR_REQUIRE_K8S=1 so DB and Kubernetes tests fail instead of skipping
+# when a URL or KUBECONFIG is missing, and stops the servers again on exit,
+# failure or Ctrl-C.
 set -Eeuo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,9 +39,17 @@ step() {
 }
 
 DBS_STARTED=0
+K8S_STARTED=0
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ "$K8S_STARTED" -eq 1 ]; then
+        if [ "${SYNAPSOR_KEEP_K8S:-0}" = 1 ]; then
+            log "leaving the Kubernetes API server running (SYNAPSOR_KEEP_K8S=1); stop with: scripts/k8s.sh stop"
+        else
+            bash scripts/k8s.sh stop </dev/null || log "warning: stopping the Kubernetes API server failed"
+        fi
+    fi
     if [ "$DBS_STARTED" -eq 1 ]; then
         if [ "${SYNAPSOR_KEEP_DBS:-0}" = 1 ]; then
             log "leaving databases running (SYNAPSOR_KEEP_DBS=1); stop with: scripts/dev-db.sh stop"
@@ -101,6 +116,19 @@ db_env=$(bash scripts/dev-db.sh start </dev/null) || {
 eval "$db_env"
 export SYNAPSOR_TEST_PG_URL SYNAPSOR_TEST_MYSQL_URL
 export SYNAPSOR_REQUIRE_DBS=1
+
+# Kubernetes: etcd + kube-apiserver on loopback, or with SYNAPSOR_K8S_USE_KUBECONFIG=1 the
+# cluster in $KUBECONFIG (then nothing is started, so nothing is stopped). k8s.sh prints only
+# `export ...` lines (KUBECONFIG, SYNAPSOR_KUBECTL, SYNAPSOR_HELM, ...) on stdout.
+if [ "${SYNAPSOR_K8S_USE_KUBECONFIG:-0}" != 1 ]; then
+    K8S_STARTED=1 # set before starting so a half-started control plane is cleaned up too
+fi
+k8s_env=$(bash scripts/k8s.sh start </dev/null) || {
+    log "FAILED: starting the Kubernetes API server"
+    exit 1
+}
+eval "$k8s_env"
+export SYNAPSOR_REQUIRE_K8S=1
 
 # nextest does not run doctests; they run first so that nextest's summary is the run's last word.
 step "cargo test --doc" cargo test --workspace --doc

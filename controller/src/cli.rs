@@ -177,6 +177,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let lease_ns = args
         .lease_namespace
         .clone()
+        .filter(|ns| !ns.is_empty())
         .unwrap_or_else(|| client.default_namespace().to_owned());
 
     let shutdown = CancellationToken::new();
@@ -194,7 +195,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         http = %args.http_addr,
         webhook = %args.webhook_addr,
         %identity,
-        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        namespace = args.namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("(all)"),
         "synapsor-controller starting"
     );
     let http_task = tokio::spawn(server::serve_http(
@@ -230,7 +231,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let settings = LeaseSettings::new(args.lease_name.clone(), lease_ns.clone(), identity.clone());
     let election = tokio::spawn(leader::run(leases, settings, lead_tx, shutdown.clone()));
 
-    let proposals: Api<Proposal> = match &args.namespace {
+    let proposals: Api<Proposal> = match args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };

