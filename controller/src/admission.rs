@@ -118,7 +118,8 @@ pub fn check(req: &AdmissionRequest<Proposal>, now_ms: i64) -> Check {
             let phase = old.status.as_ref().and_then(|s| s.phase).unwrap_or(Phase::Pending);
             let open = match requested {
                 Requested::Approve => phase == Phase::Pending,
-                Requested::Reject(_) => matches!(phase, Phase::Pending | Phase::Approved),
+                // A failed apply wrote nothing and is retried: it can still be stopped.
+                Requested::Reject(_) => matches!(phase, Phase::Pending | Phase::Approved | Phase::Failed),
             };
             if !open {
                 return Check::Deny(format!("the proposal is {phase}; it can no longer be decided"));
@@ -126,6 +127,14 @@ pub fn check(req: &AdmissionRequest<Proposal>, now_ms: i64) -> Check {
             match synapsor_core::time::parse_rfc3339_ms(&old.spec.expires_at) {
                 Some(exp) if exp > now_ms => {}
                 _ => return Check::Deny(format!("the proposal expired at {}", old.spec.expires_at)),
+            }
+            if let Some(role) = old.spec.required_role.as_deref().filter(|r| !r.is_empty()) {
+                let groups = req.user_info.groups.clone().unwrap_or_default();
+                if !groups.iter().any(|g| g == role) {
+                    return Check::Deny(format!(
+                        "{user} is not in the group {role:?} this capability requires of its approvers (approval.required_role)"
+                    ));
+                }
             }
             if requested == Requested::Approve {
                 let Some(proposer) = old_ann.get(ANNOTATION_PROPOSER) else {
@@ -466,6 +475,25 @@ mod tests {
         assert!(
             matches!(check(&request("UPDATE", "alice", Some(&no_proposer), &new2), NOW), Check::Deny(m) if m.contains("verified proposer"))
         );
+    }
+
+    #[test]
+    fn a_required_role_is_a_group_the_approver_must_be_in() {
+        let mut old = proposal(&[(ANNOTATION_PROPOSER, "runner")], None);
+        old.spec.required_role = Some("finance-leads".into());
+        let mut new = old.clone();
+        new.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(ANNOTATION_APPROVE.into(), "true".into());
+        // request() authenticates users in system:authenticated only.
+        assert!(
+            matches!(check(&request("UPDATE", "alice", Some(&old), &new), NOW), Check::Deny(m) if m.contains("finance-leads"))
+        );
+        let mut req = request("UPDATE", "alice", Some(&old), &new);
+        req.user_info.groups = Some(vec!["system:authenticated".into(), "finance-leads".into()]);
+        assert_eq!(check(&req, NOW), Check::NeedsApprover(Requested::Approve));
     }
 
     #[test]

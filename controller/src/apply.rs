@@ -79,6 +79,14 @@ impl ReconcileError {
     }
 }
 
+/// Attempts at an apply that fails without writing, before the proposal stays `Failed`.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The pause before attempt `n + 1`: 10 s, 20 s, 40 s, 80 s.
+pub fn retry_pause(failed_attempts: u32) -> Duration {
+    Duration::from_secs(10u64 << failed_attempts.saturating_sub(1).min(6))
+}
+
 /// Requeue after an error, with the code in the metrics.
 pub fn error_policy(_p: Arc<Proposal>, e: &ReconcileError, ctx: Arc<Ctx>) -> Action {
     ctx.metrics.reconcile_errors.with_label_values(&[e.code()]).inc();
@@ -169,8 +177,16 @@ pub async fn reconcile(p: Arc<Proposal>, ctx: Arc<Ctx>) -> Result<Action, Reconc
         return Err(ReconcileError::NotLeader);
     }
     let status = p.status.clone().unwrap_or_default();
-    if status.phase.is_some_and(Phase::is_final) {
-        return Ok(Action::await_change());
+    match status.phase {
+        Some(Phase::Applied | Phase::Conflict | Phase::Rejected | Phase::Expired) => {
+            return Ok(Action::await_change());
+        }
+        // A failed apply wrote nothing and is retried; once its attempts are spent only a
+        // rejection still changes it.
+        Some(Phase::Failed) if status.attempts >= MAX_ATTEMPTS && verified_rejection(&p, &ctx.key).is_none() => {
+            return Ok(Action::await_change());
+        }
+        _ => {}
     }
     let ns = p.namespace().unwrap_or_default();
     let r = Reconciler {
@@ -188,8 +204,7 @@ impl Reconciler<'_> {
         let (p, ctx) = (self.p, self.ctx);
         if !self.cs.digest_is_intact() {
             return self
-                .close(
-                    Phase::Failed,
+                .close_for_good(
                     "SPEC_DIGEST_MISMATCH",
                     "the spec no longer matches its digest; nothing was applied",
                 )
@@ -197,8 +212,7 @@ impl Reconciler<'_> {
         }
         if self.cs.mode == "shadow" {
             return self
-                .close(
-                    Phase::Failed,
+                .close_for_good(
                     "SHADOW_WRITEBACK_DISABLED",
                     "shadow proposals are recorded for review and never applied",
                 )
@@ -212,8 +226,7 @@ impl Reconciler<'_> {
                 Ok(_) => {}
                 Err(LedgerError::DigestMismatch { .. }) => {
                     return self
-                        .close(
-                            Phase::Failed,
+                        .close_for_good(
                             "PROPOSAL_ID_REUSED",
                             "the ledger holds another change set under this proposal id; nothing was applied",
                         )
@@ -249,6 +262,16 @@ impl Reconciler<'_> {
         if phase != Phase::Applying {
             let expires = synapsor_core::time::parse_rfc3339_ms(&p.spec.expires_at).unwrap_or(0);
             let now_ms = now_ms();
+            if phase == Phase::Failed
+                && let Some(at) = status
+                    .next_attempt_at
+                    .as_deref()
+                    .and_then(synapsor_core::time::parse_rfc3339_ms)
+                && at > now_ms
+            {
+                let wait = u64::try_from(at - now_ms).unwrap_or(0);
+                return Ok(Action::requeue(Duration::from_millis(wait + 100)));
+            }
             if now_ms >= expires {
                 return self
                     .close(
@@ -286,9 +309,37 @@ impl Reconciler<'_> {
             }
             // Quorum: the refusals that need no database come before any state change.
             if let Err((code, message)) = self.preflight(cap) {
-                return self.close(Phase::Failed, &code, &message).await;
+                return self.fail(status, &code, &message, None).await;
             }
-            let mut st = status.clone();
+            let mut current = p.clone();
+            if phase == Phase::Pending {
+                // Approved first, then Applying: each a compare-and-set on the resourceVersion
+                // this reconcile read, so of two writers only one gets through.
+                let mut st = status.clone();
+                st.phase = Some(Phase::Approved);
+                st.approvals = approvals.clone();
+                st.approvals_summary = Some(summary.clone());
+                st.message = Some(format!("approved ({summary} verified approvals)"));
+                st.conditions = vec![condition(
+                    "Approved",
+                    true,
+                    "QuorumReached",
+                    &format!("{summary} verified approvals"),
+                )];
+                current.status = Some(st);
+                current = match self
+                    .api
+                    .replace_status(&p.name_any(), &PostParams::default(), &current)
+                    .await
+                {
+                    Ok(updated) => updated,
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        return Ok(Action::requeue(Duration::from_millis(200)));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            }
+            let mut st = current.status.clone().unwrap_or_default();
             st.phase = Some(Phase::Applying);
             st.approvals = approvals.clone();
             st.approvals_summary = Some(summary.clone());
@@ -300,12 +351,12 @@ impl Reconciler<'_> {
                 &format!("{summary} verified approvals"),
             )];
             st.observed_generation = p.metadata.generation;
-            let mut next = p.clone();
-            next.status = Some(st);
-            // Compare-and-set: `next` carries the resourceVersion this reconcile read.
+            st.next_attempt_at = None;
+            current.status = Some(st);
+            // Compare-and-set: `current` carries the resourceVersion read (or just written).
             match self
                 .api
-                .replace_status(&p.name_any(), &PostParams::default(), &next)
+                .replace_status(&p.name_any(), &PostParams::default(), &current)
                 .await
             {
                 Ok(_) => {}
@@ -315,17 +366,25 @@ impl Reconciler<'_> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let (id, at) = (self.id.clone(), now());
+            let (id, at, retry) = (self.id.clone(), now(), phase == Phase::Failed);
             ctx.ledger
                 .with_store(move |s| {
-                    s.mirror_state(&id, ProposalState::Approved, "synapsor-controller", json!({}), &at)?;
-                    s.mirror_state(&id, ProposalState::Applying, "synapsor-controller", json!({}), &at)
+                    if !retry {
+                        s.mirror_state(&id, ProposalState::Approved, "synapsor-controller", json!({}), &at)?;
+                    }
+                    s.mirror_state(
+                        &id,
+                        ProposalState::Applying,
+                        "synapsor-controller",
+                        json!({"retry": retry}),
+                        &at,
+                    )
                 })
                 .await?;
         } else {
             tracing::info!(proposal = %p.name_any(), "resuming an apply that was interrupted (same idempotency key)");
             if let Err((code, message)) = self.preflight(cap) {
-                return self.close(Phase::Failed, &code, &message).await;
+                return self.fail(status, &code, &message, None).await;
             }
         }
         self.apply(status, approvals, summary).await
@@ -373,16 +432,16 @@ impl Reconciler<'_> {
         // preflight() checked these; a config reload cannot happen in between.
         let Some(cap) = ctx.capabilities.iter().find(|c| c.name == self.cs.action) else {
             return self
-                .close(Phase::Failed, "CAPABILITY_CHANGED", "the capability left the config")
+                .fail(status, "CAPABILITY_CHANGED", "the capability left the config", None)
                 .await;
         };
         let executor = match select_executor(&ctx.config, cap) {
             Ok(e) => e,
-            Err(e) => return self.close(Phase::Failed, e.code(), &e.to_string()).await,
+            Err(e) => return self.fail(status, e.code(), &e.to_string(), None).await,
         };
         let Some(source) = ctx.config.sources.get(&cap.source) else {
             return self
-                .close(Phase::Failed, "CAPABILITY_CHANGED", "the source left the config")
+                .fail(status, "CAPABILITY_CHANGED", "the source left the config", None)
                 .await;
         };
         let started = std::time::Instant::now();
@@ -419,7 +478,66 @@ impl Reconciler<'_> {
             ReceiptStatus::Conflict => "Conflict",
             _ => "ApplyFailed",
         };
+        if phase == Phase::Failed {
+            let code = receipt.safe_error_code.clone().unwrap_or_else(|| reason.to_owned());
+            return self.fail(st, &code, &message, Some(&receipt)).await;
+        }
         self.finish(st, phase, reason, &message, Some(&receipt)).await
+    }
+
+    /// Ends an attempt that wrote nothing in `Failed`, and schedules the next one (the same
+    /// idempotency key, after a growing pause) until [`MAX_ATTEMPTS`] are spent.
+    async fn fail(
+        &self,
+        mut st: ProposalStatus,
+        code: &str,
+        message: &str,
+        receipt: Option<&Receipt>,
+    ) -> Result<Action, ReconcileError> {
+        st.attempts = st.attempts.saturating_add(1);
+        let message = if st.attempts < MAX_ATTEMPTS {
+            let pause = retry_pause(st.attempts);
+            let at = synapsor_core::time::format_rfc3339_ms(now_ms() + i64::try_from(pause.as_millis()).unwrap_or(0));
+            st.next_attempt_at = Some(at.clone());
+            format!(
+                "{code}: {message} (attempt {} of {MAX_ATTEMPTS}; nothing was written; next attempt at {at})",
+                st.attempts
+            )
+        } else {
+            st.next_attempt_at = None;
+            format!(
+                "{code}: {message} (attempt {0} of {0}; nothing was written; no more attempts)",
+                st.attempts
+            )
+        };
+        if receipt.is_none() {
+            self.ctx
+                .metrics
+                .closed
+                .with_label_values(&[Phase::Failed.as_str()])
+                .inc();
+        }
+        let attempts = st.attempts;
+        self.finish(st, Phase::Failed, code, &message, receipt).await?;
+        Ok(if attempts < MAX_ATTEMPTS {
+            Action::requeue(retry_pause(attempts))
+        } else {
+            Action::await_change()
+        })
+    }
+
+    /// Ends a proposal in `Failed` with no retry: what failed is the proposal itself.
+    async fn close_for_good(&self, code: &str, message: &str) -> Result<Action, ReconcileError> {
+        let mut st = self.p.status.clone().unwrap_or_default();
+        st.attempts = MAX_ATTEMPTS;
+        st.next_attempt_at = None;
+        self.ctx
+            .metrics
+            .closed
+            .with_label_values(&[Phase::Failed.as_str()])
+            .inc();
+        self.finish(st, Phase::Failed, code, &format!("{code}: {message}"), None)
+            .await
     }
 
     async fn record_receipt(&self, receipt: &Receipt) -> Result<(), ReconcileError> {

@@ -248,6 +248,73 @@ async fn a_stale_version_ends_in_conflict_and_a_rejection_is_final() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_writes_nothing_is_retried_and_can_still_be_rejected() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar().await;
+    // The writer loses its UPDATE grant: the apply fails inside its transaction.
+    fx.db
+        .exec(&format!("REVOKE UPDATE ON invoices FROM {}", fx.db.writer))
+        .await;
+
+    let env = propose(&mcp, "INV-2", 1300).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    assert!(fx.approve(APPROVERS[0], &name).status.success());
+    let p = fx.wait_phase(&name, Phase::Failed, 30).await;
+    let st = p.status.unwrap();
+    assert_eq!(st.attempts, 1);
+    assert!(st.next_attempt_at.is_some());
+    assert!(
+        st.message.as_deref().unwrap_or_default().contains("attempt 1 of 5"),
+        "{:?}",
+        st.message
+    );
+    assert_eq!(st.receipt.unwrap()["status"], "failed");
+    assert_eq!(fx.db.writes("INV-2").await, 0);
+
+    // Fixed: the next attempt (same idempotency key) applies it, once.
+    fx.db
+        .exec(&format!("GRANT UPDATE ON invoices TO {}", fx.db.writer))
+        .await;
+    let p = fx.wait_phase(&name, Phase::Applied, 40).await;
+    assert_eq!(p.status.unwrap().receipt.unwrap()["status"], "applied");
+    assert_eq!((fx.db.fee("INV-2").await, fx.db.writes("INV-2").await), (1300, 1));
+
+    // A failing proposal can be stopped with a rejection.
+    fx.db
+        .exec(&format!("REVOKE UPDATE ON invoices FROM {}", fx.db.writer))
+        .await;
+    let env = propose(&mcp, "INV-3", 1400).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    assert!(fx.approve(APPROVERS[0], &name).status.success());
+    fx.wait_phase(&name, Phase::Failed, 30).await;
+    let out = fx.kubectl(
+        Some(APPROVERS[1]),
+        &[
+            "annotate",
+            &format!("proposal/{name}"),
+            "runner.synapsor.ai/reject=stop retrying",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    fx.wait_phase(&name, Phase::Rejected, 30).await;
+    fx.db
+        .exec(&format!("GRANT UPDATE ON invoices TO {}", fx.db.writer))
+        .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        fx.proposals().get(&name).await.unwrap().status.unwrap().phase,
+        Some(Phase::Rejected)
+    );
+    assert_eq!(fx.db.writes("INV-3").await, 0);
+
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     let Some(mut fx) = Fixture::new(1).await else { return };
     fx.start_controller("c1").await;

@@ -12,6 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::CustomResourceExt;
 use rmcp::ServiceExt;
@@ -107,6 +108,8 @@ pub struct Db {
     pub admin_url: String,
     pub read_url: String,
     pub write_url: String,
+    /// The writer role's name.
+    pub writer: String,
 }
 
 pub const PG_SEED: &str = r#"
@@ -149,6 +152,7 @@ impl Db {
             read_url: with_user(&admin_url, &read, "read_pw"),
             write_url: with_user(&admin_url, &write, "write_pw"),
             admin_url,
+            writer: write,
         })
     }
 
@@ -303,24 +307,44 @@ where
     }
 }
 
-/// Installs the CRD (generated from the Rust types) once per cluster and waits until served.
+/// The CRD generated from the Rust types, marked with a digest of itself so a test can tell an
+/// older installed version (whose schema would prune new fields) from the current one.
+fn crd_to_install() -> (CustomResourceDefinition, String) {
+    let mut crd = Proposal::crd();
+    let digest = synapsor_core::digest::digest_value(&serde_json::to_value(&crd).unwrap());
+    crd.metadata.annotations = Some([("runner.synapsor.ai/test-crd-digest".to_owned(), digest.clone())].into());
+    (crd, digest)
+}
+
+/// Installs (or updates) the CRD once per cluster and waits until it is served.
 pub async fn install_crd(client: &kube::Client) {
+    const NAME: &str = "proposals.runner.synapsor.ai";
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    create_or_replace(&crds, Proposal::crd()).await;
+    let (crd, digest) = crd_to_install();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let crd = crds.get("proposals.runner.synapsor.ai").await.unwrap();
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            // The discovery cache of a fresh CRD lags a little behind Established.
-            let api: Api<Proposal> = Api::namespaced(client.clone(), "default");
-            if api.list(&Default::default()).await.is_ok() {
-                return;
+        match crds.get_opt(NAME).await.unwrap() {
+            None => {
+                let _ = crds.create(&PostParams::default(), &crd).await;
+            }
+            Some(current) if current.annotations().get("runner.synapsor.ai/test-crd-digest") != Some(&digest) => {
+                let mut want = crd.clone();
+                want.metadata.resource_version = current.metadata.resource_version.clone();
+                // Tests race to update it; the loser sees it current on the next round.
+                let _ = crds.replace(NAME, &PostParams::default(), &want).await;
+            }
+            Some(current) => {
+                let established = current
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                // The discovery cache of a fresh CRD lags a little behind Established.
+                let api: Api<Proposal> = Api::namespaced(client.clone(), "default");
+                if established && api.list(&Default::default()).await.is_ok() {
+                    return;
+                }
             }
         }
         assert!(

@@ -179,6 +179,7 @@ pub enum Phase {
     /// The row changed after the proposal (version, tenant or guard): nothing was written.
     Conflict,
     /// The apply could not run (setup, executor or validation failure): nothing was written.
+    /// The controller tries again (`status.attempts`, `status.nextAttemptAt`) up to 5 times.
     Failed,
     Rejected,
     /// Not approved and applied before `spec.expiresAt`.
@@ -186,14 +187,6 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// No further transition happens.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Phase::Applied | Phase::Conflict | Phase::Failed | Phase::Rejected | Phase::Expired
-        )
-    }
-
     /// The ledger state a mirror of a proposal in this phase has.
     pub fn ledger_state(self) -> ProposalState {
         match self {
@@ -252,6 +245,16 @@ pub struct ProposalStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Applies that ended `Failed` (nothing written); the controller retries up to 5.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// RFC 3339 UTC time of the next attempt after a failed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

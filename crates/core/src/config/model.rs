@@ -568,7 +568,9 @@ pub struct ApprovalPolicy {
     /// `human` (default) or `policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ApprovalMode>,
-    /// In Kubernetes mode the approver needs this RBAC role; local approvals are not role-checked.
+    /// In Kubernetes mode the approver must belong to this Kubernetes group (as the API server
+    /// authenticated them) besides being allowed the RBAC verb `approve`; local approvals are not
+    /// role-checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub required_role: Option<String>,

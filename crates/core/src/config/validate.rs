@@ -2467,7 +2467,7 @@ impl Validator {
                 self.warn(
                     "APPROVAL_ROLE_NOT_ENFORCED_LOCALLY",
                     &path.key("required_role"),
-                    "required_role is enforced through Kubernetes RBAC in Kubernetes mode only; local CLI approvals do not check it",
+                    "required_role is enforced in Kubernetes mode only (the approver must be in this Kubernetes group); local CLI approvals do not check it",
                 );
             } else {
                 self.error(
