@@ -469,3 +469,48 @@ async fn two_controllers_elect_one_leader_and_the_other_takes_over() {
     mcp.cancel().await.unwrap();
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_checks_that_the_sidecar_identity_has_exactly_what_it_needs() {
+    let Some(fx) = Fixture::new(1).await else { return };
+    let up = || {
+        let out = std::process::Command::new(bin("synapsor-runner"))
+            .args([
+                "up",
+                "--dry-run",
+                "--json",
+                "--proposal-store",
+                "kubernetes",
+                "--kube-namespace",
+                &fx.ns,
+            ])
+            .arg("--config")
+            .arg(&fx.config_path)
+            .arg("--store")
+            .arg(fx.sidecar_ledger())
+            .env("KUBECONFIG", &fx.sidecar_kubeconfig)
+            .env("TEST_READ_URL", &fx.db.read_url)
+            .env("SYNAPSOR_TENANT_ID", "acme")
+            .env("SYNAPSOR_PRINCIPAL", "agent.k8s")
+            .output()
+            .unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "kubernetes")
+            .cloned()
+            .unwrap_or_else(|| panic!("no kubernetes check: {report}"))
+    };
+    let c = up();
+    assert_eq!(c["ok"], true, "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("nothing more"), "{c}");
+    // An identity that could also approve is reported: it could decide its own proposals.
+    fx.grant_sidecar_approve().await;
+    let c = up();
+    assert_eq!(c["ok"], false, "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("may also"), "{c}");
+    fx.cleanup().await;
+}

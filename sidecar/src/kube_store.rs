@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures::StreamExt;
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
@@ -71,6 +72,73 @@ impl KubeProposals {
 
     pub fn api(&self) -> &Api<Proposal> {
         &self.api
+    }
+
+    /// What `up` reports: the CRD is served, and this identity may create, get, list and watch
+    /// proposals in the namespace and nothing more (an identity that may also patch or approve
+    /// them could approve its own). Returns `(ok, detail)`.
+    pub async fn check_access(&self) -> (bool, String) {
+        let ns = &self.namespace;
+        if let Err(e) = self.api.list(&kube::api::ListParams::default().limit(1)).await {
+            let hint = match &e {
+                kube::Error::Api(s) if s.code == 404 => {
+                    " (is the CRD installed? `synapsor-controller crd | kubectl apply -f -`)"
+                }
+                _ => "",
+            };
+            return (false, format!("cannot list proposals in {ns}: {e}{hint}"));
+        }
+        let mut missing = Vec::new();
+        let mut excess = Vec::new();
+        for verb in ["create", "get", "list", "watch", "patch", "update", "approve"] {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        group: Some(synapsor_kube::GROUP.to_owned()),
+                        resource: Some("proposals".to_owned()),
+                        verb: Some(verb.to_owned()),
+                        namespace: Some(ns.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let api: Api<SelfSubjectAccessReview> = Api::all(self.api.clone().into_client());
+            let allowed = match api.create(&PostParams::default(), &review).await {
+                Ok(r) => r.status.is_some_and(|s| s.allowed),
+                Err(e) => {
+                    return (
+                        false,
+                        format!("cannot ask the API server what this identity may do: {e}"),
+                    );
+                }
+            };
+            match (verb, allowed) {
+                ("create" | "get" | "list" | "watch", false) => missing.push(verb),
+                ("patch" | "update" | "approve", true) => excess.push(verb),
+                _ => {}
+            }
+        }
+        if !missing.is_empty() {
+            return (
+                false,
+                format!("this identity may not {} proposals in {ns}", missing.join("/")),
+            );
+        }
+        if !excess.is_empty() {
+            return (
+                false,
+                format!(
+                    "this identity may also {} proposals in {ns}: a sidecar needs only create/get/list/watch (it could otherwise decide its own proposals)",
+                    excess.join("/")
+                ),
+            );
+        }
+        (
+            true,
+            format!("may create/get/list/watch proposals in {ns}, and nothing more"),
+        )
     }
 }
 

@@ -586,6 +586,13 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         format!("ledger at {} is open", store.display()),
         &mut checks,
     );
+    if args.serve_args.proposal_store == ProposalStoreArg::Kubernetes {
+        let (passed, detail) = match KubeProposals::connect(args.serve_args.kube_namespace.clone(), 0).await {
+            Ok(kube) => kube.check_access().await,
+            Err(e) => (false, e),
+        };
+        check("kubernetes", passed, detail, &mut checks);
+    }
     for name in cfg.sources.keys() {
         if let Some(src) = runtime.source(name) {
             match src.ping().await {
