@@ -224,6 +224,21 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .apiserver_version()
         .await
         .map_err(|e| format!("KUBE_API_UNREACHABLE: the Kubernetes API did not answer: {e}"))?;
+
+    let proposals: Api<Proposal> = match args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match proposals.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            return Err(
+                "KUBE_CRD_MISSING: the proposals.runner.synapsor.ai CRD is not installed; install it with `synapsor-controller crd | kubectl apply -f -` (the Helm chart does)"
+                    .into(),
+            );
+        }
+        Err(e) => return Err(format!("KUBE_API_ERROR: cannot list proposals: {e}")),
+    }
     ready.store(true, Ordering::Relaxed);
 
     let (lead_tx, lead_rx) = watch::channel(false);
@@ -231,10 +246,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let settings = LeaseSettings::new(args.lease_name.clone(), lease_ns.clone(), identity.clone());
     let election = tokio::spawn(leader::run(leases, settings, lead_tx, shutdown.clone()));
 
-    let proposals: Api<Proposal> = match args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         config: cfg,
@@ -275,8 +286,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .graceful_shutdown_on(stop)
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|r| async move {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "controller stream error");
+                match r {
+                    // error_policy logged it, with its code.
+                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watching proposals failed; retrying"),
                 }
             })
             .await;
