@@ -266,9 +266,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     loop {
         let mut rx = lead_rx.clone();
+        // Shutdown first: right after a SIGTERM the election task may not have published the
+        // step-down yet, and a new controller must not start then.
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => break,
             r = rx.wait_for(|leading| *leading) => if r.is_err() { break },
+        }
+        if shutdown.is_cancelled() {
+            break;
         }
         metrics.leader.set(1);
         tracing::info!(%identity, "leading: reconciling proposals");

@@ -514,3 +514,52 @@ async fn up_checks_that_the_sidecar_identity_has_exactly_what_it_needs() {
     assert!(c["detail"].as_str().unwrap().contains("may also"), "{c}");
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_the_api_refuses_is_never_local_and_is_published_on_retry() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    let mcp = fx.sidecar().await;
+    // No controller yet: the webhook (failurePolicy Fail) cannot be reached, so the create fails.
+    let env = propose(&mcp, "INV-1", 2000).await;
+    assert_eq!(env["ok"], false, "{env}");
+    assert_eq!(env["error"]["code"], "TEMPORARILY_UNAVAILABLE", "{env}");
+    assert_eq!(env["error"]["retryable"], true, "{env}");
+    assert!(
+        fx.proposals()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // The ledger row exists, marked as managed by the cluster: it can never be approved locally.
+    let id = {
+        let store = LedgerStore::open_existing(fx.sidecar_ledger()).unwrap();
+        let rec = store.get_proposal("latest").unwrap();
+        assert!(
+            rec.managed_by.as_deref().unwrap().starts_with("kubernetes:"),
+            "{:?}",
+            rec.managed_by
+        );
+        rec.change_set.proposal_id
+    };
+    let out = std::process::Command::new(bin("synapsor-runner"))
+        .args(["proposals", "approve", &id, "--yes"])
+        .arg("--config")
+        .arg(&fx.config_path)
+        .arg("--store")
+        .arg(fx.sidecar_ledger())
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("PROPOSAL_MANAGED_EXTERNALLY"), "{}", stderr(&out));
+
+    // Once the controller (and its webhook) runs, the same call publishes the same proposal.
+    fx.start_controller("c1").await;
+    let env = propose(&mcp, "INV-1", 2000).await;
+    assert_eq!(env["ok"], true, "{env}");
+    assert_eq!(env["proposal"]["id"], id.as_str());
+    fx.wait_phase(&object_name(&id), Phase::Pending, 20).await;
+
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}

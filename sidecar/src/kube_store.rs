@@ -29,9 +29,14 @@ use tokio_util::sync::CancellationToken;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Publishes a recorded proposal to its store of record and returns the ledger's `managed_by`.
+/// Publishes a recorded proposal to its store of record.
 pub trait ProposalPublisher: Send + Sync + fmt::Debug {
-    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<String, ToolError>>;
+    /// The ledger's `managed_by` for `cs` (known before publishing, so the ledger row is marked
+    /// first and never looks like a local proposal, even when publishing fails).
+    fn reference(&self, cs: &ChangeSet) -> String;
+
+    /// Creates the resource, or finds the same one created earlier.
+    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<(), ToolError>>;
 }
 
 /// Creates `Proposal`s in one namespace.
@@ -164,7 +169,11 @@ fn unavailable(msg: String) -> ToolError {
 }
 
 impl ProposalPublisher for KubeProposals {
-    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<String, ToolError>> {
+    fn reference(&self, cs: &ChangeSet) -> String {
+        managed_by(&self.namespace, &object_name(&cs.proposal_id))
+    }
+
+    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<(), ToolError>> {
         Box::pin(async move {
             let name = object_name(&cs.proposal_id);
             let expires = synapsor_core::time::format_rfc3339_ms(now_ms.saturating_add(self.ttl_ms));
@@ -217,7 +226,7 @@ impl ProposalPublisher for KubeProposals {
                     )));
                 }
             }
-            Ok(managed_by(&self.namespace, &name))
+            Ok(())
         })
     }
 }

@@ -332,19 +332,21 @@ impl Runtime {
             ProposalInsert::Created(r) => (r, false),
             ProposalInsert::Existing(r) => (r, true),
         };
-        // Kubernetes mode: publish (again, for a repeated call whose earlier publish failed; the
-        // object name is the proposal id, so this never creates a second one) and mark the
-        // ledger row as a mirror. Shadow proposals are never applied and stay local.
+        // Kubernetes mode: mark the ledger row as a mirror first (so it is never decided
+        // locally, even if publishing fails), then publish (again, for a repeated call whose
+        // earlier publish failed; the object is named after the proposal id, so this never
+        // creates a second one). Shadow proposals are never applied and stay local.
         if let Some(publisher) = &inner.publisher
             && record.change_set.mode != "shadow"
         {
-            let by = publisher.publish(&record.change_set, inner.clock.now_ms()).await?;
+            let by = publisher.reference(&record.change_set);
             let (id, now) = (record.change_set.proposal_id.clone(), inner.clock.now_rfc3339());
             inner
                 .ledger
                 .with_store(move |s| s.set_managed_by(&id, &by, &now))
                 .await
                 .map_err(store_error)?;
+            publisher.publish(&record.change_set, inner.clock.now_ms()).await?;
         }
         Ok(ToolOutcome::Proposal {
             change_set: Box::new(record.change_set),

@@ -762,6 +762,12 @@ impl Controller {
                 return status;
             }
             if Instant::now() > deadline {
+                let stacks = Command::new("gdb")
+                    .args(["-batch", "-ex", "thread apply all bt", "-p", &c.id().to_string()])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                eprintln!("threads of the controller that did not stop:\n{stacks}");
                 let _ = c.kill();
                 let _ = c.wait();
                 panic!(
