@@ -5,7 +5,7 @@
 //! rows are cloned with rusqlite inside one transaction: `n` evidence bundles, `n` query-audit
 //! rows linked to them, and `n / 10` closed (`rejected`) proposals with one event each. Row
 //! contents and sizes are the runner's own; only ids and timestamps differ. This writes the
-//! ledger schema directly (version 1), so a schema change makes this step fail loudly rather
+//! ledger schema directly (version 2; migration 2 only added the nullable `proposals.managed_by`), so a schema change makes this step fail loudly rather
 //! than measure a wrong store.
 
 use std::path::Path;
@@ -23,14 +23,19 @@ pub struct FillReport {
     pub file_bytes: u64,
 }
 
+/// The ledger schema version these inserts are written for.
+const FILLER_SCHEMA_VERSION: i64 = 2;
+
 const SERIES: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)";
 
 pub fn fill(store: &Path, n: usize) -> anyhow::Result<FillReport> {
     let mut conn = Connection::open(store).with_context(|| format!("opening {}", store.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version != 1 {
-        bail!("the ledger schema is version {version}; this filler writes version 1: update bench/src/ledger_fill.rs");
+    if version != FILLER_SCHEMA_VERSION {
+        bail!(
+            "the ledger schema is version {version}; this filler writes version {FILLER_SCHEMA_VERSION}: update bench/src/ledger_fill.rs"
+        );
     }
     let templates: i64 = conn.query_row(
         "SELECT count(*) FROM evidence_bundles WHERE proposal_id IS NULL",
@@ -160,4 +165,17 @@ pub fn time_read_writes(store: &Path, n: usize) -> anyhow::Result<Vec<std::time:
         samples.push(t.elapsed());
     }
     Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A new ledger migration must be looked at here: the filler writes the tables directly.
+    #[test]
+    fn the_filler_writes_the_current_ledger_schema() {
+        assert_eq!(
+            super::FILLER_SCHEMA_VERSION,
+            synapsor_ledger::schema::current_version(),
+            "a ledger migration was added: check the filler's INSERTs and bump FILLER_SCHEMA_VERSION"
+        );
+    }
 }

@@ -7,6 +7,11 @@
 //! time anyway, ledger writes are small single transactions, and WAL lets CLI processes
 //! (`proposals list`, `replay`, `approve`) read and write beside a running server through their
 //! own connections.
+//!
+//! [`Ledger::new_inline`] is the exception: a stdio MCP server serves one client, one request at
+//! a time, on a single-threaded runtime. There is nothing else to stall, and handing each small
+//! write to another thread and waking back costs more than the write, so it calls the store on
+//! the current thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,6 +26,8 @@ use synapsor_core::ChangeSet;
 pub struct Ledger {
     inner: Arc<Mutex<LedgerStore>>,
     path: PathBuf,
+    /// Run calls on the caller's thread instead of the blocking pool.
+    inline: bool,
 }
 
 impl Ledger {
@@ -29,6 +36,16 @@ impl Ledger {
         Ledger {
             inner: Arc::new(Mutex::new(store)),
             path,
+            inline: false,
+        }
+    }
+
+    /// A handle that runs each call on the calling thread: only for a single-client server on a
+    /// single-threaded runtime (the stdio MCP server), where no other work waits on that thread.
+    pub fn new_inline(store: LedgerStore) -> Self {
+        Ledger {
+            inline: true,
+            ..Ledger::new(store)
         }
     }
 
@@ -50,16 +67,18 @@ impl Ledger {
         T: Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
+        let call = move || {
             // A poisoned mutex means an earlier call panicked mid-operation: refuse rather than
             // guess at the connection's state.
             let mut store = inner
                 .lock()
                 .map_err(|_| LedgerError::unavailable("an earlier ledger operation panicked; restart the runner"))?;
             f(&mut store)
-        })
-        .await
-        .map_err(|e| {
+        };
+        if self.inline {
+            return call();
+        }
+        tokio::task::spawn_blocking(call).await.map_err(|e| {
             LedgerError::unavailable(if e.is_panic() {
                 "a ledger operation panicked"
             } else {

@@ -208,9 +208,22 @@ pub struct UpArgs {
     pub json: bool,
 }
 
+/// How the runtime's ledger handle runs store calls ([`Ledger::new_inline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerCalls {
+    /// On the blocking pool: servers with several sessions, the CLI.
+    Pooled,
+    /// On the calling thread: the single-client stdio server on its single-threaded runtime.
+    Inline,
+}
+
 /// Builds the runtime over the configured sources and the ledger. With the kubernetes proposal
 /// store it connects to the API and starts mirroring this namespace's proposals into the ledger.
-pub async fn build_runtime(global: &GlobalArgs, serve: &ServeArgs) -> Result<(Runtime, PathBuf), CliError> {
+pub async fn build_runtime(
+    global: &GlobalArgs,
+    serve: &ServeArgs,
+    calls: LedgerCalls,
+) -> Result<(Runtime, PathBuf), CliError> {
     let (cfg, warnings) = load_config(&global.config)?;
     for w in &warnings {
         tracing::warn!(code = w.code, path = %w.path, "{}", w.message);
@@ -227,7 +240,10 @@ pub async fn build_runtime(global: &GlobalArgs, serve: &ServeArgs) -> Result<(Ru
             )
         })?;
     let store = store_path(global);
-    let ledger = Ledger::new(LedgerStore::open(&store)?);
+    let ledger = match calls {
+        LedgerCalls::Pooled => Ledger::new(LedgerStore::open(&store)?),
+        LedgerCalls::Inline => Ledger::new_inline(LedgerStore::open(&store)?),
+    };
     let publisher: Option<Arc<dyn ProposalPublisher>> = match serve.proposal_store {
         ProposalStoreArg::Local => None,
         ProposalStoreArg::Kubernetes => {
@@ -385,7 +401,7 @@ async fn serve_http(
 pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
     match cmd {
         McpCommand::Serve(args) => {
-            let (runtime, store) = build_runtime(global, &args).await?;
+            let (runtime, store) = build_runtime(global, &args, LedgerCalls::Inline).await?;
             let _lease = lease(&store, "stdio")?;
             let server = McpServer::new(runtime, args.alias_mode.into());
             tracing::info!(tools = server.tools().len(), "serving MCP over stdio");
@@ -397,7 +413,7 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
         }
         McpCommand::ServeStreamableHttp { serve, http } => {
             let opts = http_options(&http)?;
-            let (runtime, store) = build_runtime(global, &serve).await?;
+            let (runtime, store) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
             serve_http(runtime, &serve, opts, &store).await
         }
         McpCommand::ClientConfig {
@@ -507,7 +523,7 @@ pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliErr
     let Value::Object(args) = args else {
         return Err(CliError::new("INVALID_ARGS_JSON", "--args must be a JSON object"));
     };
-    let (runtime, _) = build_runtime(global, &serve).await?;
+    let (runtime, _) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
     let server = McpServer::new(runtime, serve.alias_mode.into());
     let result = server.call(&tool, Some(args)).await;
     let is_error = result.is_error.unwrap_or(false);
@@ -579,7 +595,7 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         ),
         Err(e) => check("lease", false, e.to_string(), &mut checks),
     }
-    let (runtime, store) = build_runtime(global, &args.serve_args).await?;
+    let (runtime, store) = build_runtime(global, &args.serve_args, LedgerCalls::Pooled).await?;
     check(
         "store",
         true,
