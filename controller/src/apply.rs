@@ -295,13 +295,7 @@ impl Reconciler<'_> {
                 st.message = Some(format!("waiting for approvals ({summary})"));
                 st.observed_generation = p.metadata.generation;
                 if Some(&st) != p.status.as_ref() {
-                    self.api
-                        .patch_status(
-                            &p.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(json!({"status": st})),
-                        )
-                        .await?;
+                    self.write_status(&st).await?;
                 }
                 // Wake up at expiry even if nothing else changes.
                 let left = u64::try_from(expires - now_ms).unwrap_or(0);
@@ -569,6 +563,19 @@ impl Reconciler<'_> {
         Ok(())
     }
 
+    /// Replaces the status fields `st` sets (a merge patch of the status subresource). Only for
+    /// writes that need no compare-and-set: the ones that do use `replace_status`.
+    async fn write_status(&self, st: &ProposalStatus) -> Result<(), ReconcileError> {
+        self.api
+            .patch_status(
+                &self.p.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": st })),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Ends a proposal without an apply.
     async fn close(&self, phase: Phase, code: &str, message: &str) -> Result<Action, ReconcileError> {
         self.ctx.metrics.closed.with_label_values(&[phase.as_str()]).inc();
@@ -596,13 +603,7 @@ impl Reconciler<'_> {
         st.conditions.retain(|c| c.type_ != "Applied");
         st.conditions
             .push(condition("Applied", phase == Phase::Applied, reason, message));
-        self.api
-            .patch_status(
-                &p.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": st})),
-            )
-            .await?;
+        self.write_status(&st).await?;
         // The mirror may not exist yet when the spec itself was refused.
         let (id, at) = (self.id.clone(), now());
         let payload = json!({

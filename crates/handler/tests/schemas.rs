@@ -15,18 +15,11 @@ fn repo_root() -> PathBuf {
 }
 
 fn check_committed(path: &str, schema: &Value) {
-    let file = repo_root().join(path);
-    let generated = pretty(schema);
-    if std::env::var("SYNAPSOR_UPDATE_SCHEMAS").is_ok_and(|v| v == "1") {
-        std::fs::write(&file, &generated).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&file).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{path} is stale or missing; regenerate it with\n  \
-         SYNAPSOR_UPDATE_SCHEMAS=1 cargo test -p synapsor-handler --test schemas\n\
-         and commit the result"
+    synapsor_testdb::check_generated(
+        &repo_root(),
+        path,
+        &pretty(schema),
+        "cargo test -p synapsor-handler --test schemas",
     );
 }
 

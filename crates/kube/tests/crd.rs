@@ -13,19 +13,11 @@ fn repo_root() -> PathBuf {
 }
 
 fn check_committed(dir: &str) {
-    let path = format!("{dir}/{CRD_FILE}");
-    let file = repo_root().join(&path);
-    let generated = crd_yaml();
-    if std::env::var("SYNAPSOR_UPDATE_SCHEMAS").is_ok_and(|v| v == "1") {
-        std::fs::write(&file, &generated).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&file).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{path} is stale or missing; regenerate it with\n  \
-         SYNAPSOR_UPDATE_SCHEMAS=1 cargo test -p synapsor-kube --test crd\n\
-         and commit the result"
+    synapsor_testdb::check_generated(
+        &repo_root(),
+        &format!("{dir}/{CRD_FILE}"),
+        &crd_yaml(),
+        "cargo test -p synapsor-kube --test crd",
     );
 }
 

@@ -240,26 +240,7 @@ impl LedgerStore {
         } else {
             ProposalState::PendingReview
         };
-        let cs_json = serde_json::to_string(&cs)
-            .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
-        tx.execute(
-            "INSERT INTO proposals (proposal_id, digest, state, capability, tenant_id, principal,
-                 object_id, business_object, mode, change_set_json, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-            params![
-                final_id,
-                cs.digest,
-                state.as_str(),
-                cs.action,
-                cs.scope.tenant_id,
-                cs.principal.id,
-                cs.scope.object_id,
-                cs.scope.business_object,
-                cs.mode,
-                cs_json,
-                cs.created_at,
-            ],
-        )?;
+        insert_proposal_row(&tx, &cs, state, &cs.created_at, None)?;
         insert_event(
             &tx,
             &final_id,
@@ -632,27 +613,7 @@ impl LedgerStore {
             }
             return Ok(false);
         }
-        let cs_json = serde_json::to_string(cs)
-            .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
-        tx.execute(
-            "INSERT INTO proposals (proposal_id, digest, state, capability, tenant_id, principal,
-                 object_id, business_object, mode, change_set_json, created_at, updated_at, managed_by)
-             VALUES (?1, ?2, 'pending_review', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                cs.proposal_id,
-                cs.digest,
-                cs.action,
-                cs.scope.tenant_id,
-                cs.principal.id,
-                cs.scope.object_id,
-                cs.scope.business_object,
-                cs.mode,
-                cs_json,
-                cs.created_at,
-                now,
-                by,
-            ],
-        )?;
+        insert_proposal_row(&tx, cs, ProposalState::PendingReview, now, Some(by))?;
         insert_event(
             &tx,
             &cs.proposal_id,
@@ -1206,6 +1167,39 @@ fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
         },
         intact,
     ))
+}
+
+/// Inserts a proposal row in `state` (its change set already validated and with its final id).
+fn insert_proposal_row(
+    conn: &Connection,
+    cs: &ChangeSet,
+    state: ProposalState,
+    updated_at: &str,
+    managed_by: Option<&str>,
+) -> Result<()> {
+    let cs_json = serde_json::to_string(cs)
+        .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
+    conn.execute(
+        "INSERT INTO proposals (proposal_id, digest, state, capability, tenant_id, principal,
+             object_id, business_object, mode, change_set_json, created_at, updated_at, managed_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            cs.proposal_id,
+            cs.digest,
+            state.as_str(),
+            cs.action,
+            cs.scope.tenant_id,
+            cs.principal.id,
+            cs.scope.object_id,
+            cs.scope.business_object,
+            cs.mode,
+            cs_json,
+            cs.created_at,
+            updated_at,
+            managed_by,
+        ],
+    )?;
+    Ok(())
 }
 
 /// Local decisions and applies are refused on a mirror of a proposal managed elsewhere.

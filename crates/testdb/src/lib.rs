@@ -1,8 +1,9 @@
-//! Test-only helpers shared by the database tests of the executor and the sidecar.
+//! Test-only helpers shared by the test suites of several crates.
 //!
 //! What it is: unique database names, the admin URLs that `scripts/dev-db.sh` exports (a test is
-//! skipped without one, or fails under `SYNAPSOR_REQUIRE_DBS=1`), and URL rewriting to another
-//! database or login. What it is not: it starts no server and holds no fixtures; each test suite
+//! skipped without one, or fails under `SYNAPSOR_REQUIRE_DBS=1`), URL rewriting to another
+//! database or login, and the staleness check of generated files committed to the repository
+//! (schemas, the CRD). What it is not: it starts no server and holds no fixtures; each test suite
 //! keeps its own seeds and roles.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,6 +59,27 @@ pub fn with_user(url: &str, user: &str, password: &str) -> String {
     };
     let (_, host) = rest.rsplit_once('@').unwrap_or(("", rest));
     format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// Checks that the committed file `path` (relative to the repository root `root`) equals
+/// `generated`; with `SYNAPSOR_UPDATE_SCHEMAS=1` it writes `generated` there instead.
+/// `regenerate` is the command that does that, for the failure message.
+///
+/// # Panics
+/// When the file is stale or missing (or cannot be written when regenerating).
+pub fn check_generated(root: &std::path::Path, path: &str, generated: &str, regenerate: &str) {
+    let file = root.join(path);
+    if std::env::var("SYNAPSOR_UPDATE_SCHEMAS").is_ok_and(|v| v == "1") {
+        if let Err(e) = std::fs::write(&file, generated) {
+            panic!("cannot write {}: {e}", file.display());
+        }
+        return;
+    }
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{path} is stale or missing; regenerate it with\n  SYNAPSOR_UPDATE_SCHEMAS=1 {regenerate}\nand commit the result"
+    );
 }
 
 #[cfg(test)]
