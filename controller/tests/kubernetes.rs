@@ -51,6 +51,18 @@ async fn proposal_to_receipt_with_verified_approvers_and_a_quorum_of_two() {
         1
     );
 
+    // `kubectl get proposals` shows phase, capability, tenant and approvals.
+    let out = fx.kubectl(None, &["get", "proposals"]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "CAPABILITY", "TENANT", "APPROVALS", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(&row[..5], [name.as_str(), "Pending", TOOL, "acme", "0/2"], "{table}");
+
     // 2. Denied by the webhook: a user without the verb `approve`; the proposer, even with RBAC
     //    allowing it; a forged approval record; a spec edit.
     let out = fx.approve(EDITOR, &name);
@@ -560,6 +572,41 @@ async fn a_proposal_the_api_refuses_is_never_local_and_is_published_on_retry() {
     assert_eq!(env["proposal"]["id"], id.as_str());
     fx.wait_phase(&object_name(&id), Phase::Pending, 20).await;
 
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unapproved_proposal_expires_and_can_no_longer_be_approved() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar_with_ttl("3s").await;
+    let env = propose(&mcp, "INV-3", 1700).await;
+    let name = object_name(env["proposal"]["id"].as_str().unwrap());
+    let p = fx.wait_phase(&name, Phase::Pending, 20).await;
+    let created = synapsor_core::time::parse_rfc3339_ms(&p.spec.created_at).unwrap();
+    let expires = synapsor_core::time::parse_rfc3339_ms(&p.spec.expires_at).unwrap();
+    assert!(
+        (2_500..=4_000).contains(&(expires - created)),
+        "expiresAt is createdAt + 3 s"
+    );
+    // Nothing else happens to it: the controller wakes itself at expiresAt.
+    let p = fx.wait_phase(&name, Phase::Expired, 30).await;
+    assert!(
+        p.status
+            .unwrap()
+            .message
+            .unwrap_or_default()
+            .contains("not applied before")
+    );
+    let out = fx.approve(APPROVERS[0], &name);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no longer be decided") || stderr(&out).contains("expired"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fx.db.writes("INV-3").await, 0);
     mcp.cancel().await.unwrap();
     fx.cleanup().await;
 }

@@ -611,6 +611,11 @@ impl Fixture {
     /// The sidecar as an MCP server over stdio, publishing proposals to this namespace as the
     /// sidecar's service account.
     pub async fn sidecar(&self) -> RunningService<RoleClient, ()> {
+        self.sidecar_with_ttl("24h").await
+    }
+
+    /// [`Fixture::sidecar`] whose proposals expire after `ttl` (`--proposal-ttl`).
+    pub async fn sidecar_with_ttl(&self, ttl: &str) -> RunningService<RoleClient, ()> {
         let mut cmd = tokio::process::Command::new(bin("synapsor-runner"));
         cmd.args([
             "mcp",
@@ -619,6 +624,8 @@ impl Fixture {
             "kubernetes",
             "--kube-namespace",
             &self.ns,
+            "--proposal-ttl",
+            ttl,
         ])
         .arg("--config")
         .arg(&self.config_path)
