@@ -188,12 +188,8 @@ async fn proposal_to_receipt_with_verified_approvers_and_a_quorum_of_two() {
         "the sidecar's ledger mirrors the applied proposal and its receipt"
     );
     mcp.cancel().await.unwrap();
-    let out = std::process::Command::new(bin("synapsor-runner"))
-        .args(["proposals", "approve", &id])
-        .arg("--config")
-        .arg(&fx.config_path)
-        .arg("--store")
-        .arg(fx.sidecar_ledger())
+    let out = fx
+        .runner(&["proposals", "approve", &id])
         .env("USER", "local-admin")
         .output()
         .unwrap();
@@ -486,8 +482,8 @@ async fn two_controllers_elect_one_leader_and_the_other_takes_over() {
 async fn up_checks_that_the_sidecar_identity_has_exactly_what_it_needs() {
     let Some(fx) = Fixture::new(1).await else { return };
     let up = || {
-        let out = std::process::Command::new(bin("synapsor-runner"))
-            .args([
+        let out = fx
+            .runner(&[
                 "up",
                 "--dry-run",
                 "--json",
@@ -496,14 +492,6 @@ async fn up_checks_that_the_sidecar_identity_has_exactly_what_it_needs() {
                 "--kube-namespace",
                 &fx.ns,
             ])
-            .arg("--config")
-            .arg(&fx.config_path)
-            .arg("--store")
-            .arg(fx.sidecar_ledger())
-            .env("KUBECONFIG", &fx.sidecar_kubeconfig)
-            .env("TEST_READ_URL", &fx.db.read_url)
-            .env("SYNAPSOR_TENANT_ID", "acme")
-            .env("SYNAPSOR_PRINCIPAL", "agent.k8s")
             .output()
             .unwrap();
         let report: serde_json::Value =
@@ -555,14 +543,7 @@ async fn a_proposal_the_api_refuses_is_never_local_and_is_published_on_retry() {
         );
         rec.change_set.proposal_id
     };
-    let out = std::process::Command::new(bin("synapsor-runner"))
-        .args(["proposals", "approve", &id, "--yes"])
-        .arg("--config")
-        .arg(&fx.config_path)
-        .arg("--store")
-        .arg(fx.sidecar_ledger())
-        .output()
-        .unwrap();
+    let out = fx.runner(&["proposals", "approve", &id, "--yes"]).output().unwrap();
     assert!(stderr(&out).contains("PROPOSAL_MANAGED_EXTERNALLY"), "{}", stderr(&out));
 
     // Once the controller (and its webhook) runs, the same call publishes the same proposal.

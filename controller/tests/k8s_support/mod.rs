@@ -616,8 +616,7 @@ impl Fixture {
 
     /// [`Fixture::sidecar`] whose proposals expire after `ttl` (`--proposal-ttl`).
     pub async fn sidecar_with_ttl(&self, ttl: &str) -> RunningService<RoleClient, ()> {
-        let mut cmd = tokio::process::Command::new(bin("synapsor-runner"));
-        cmd.args([
+        let mut cmd = self.runner(&[
             "mcp",
             "serve",
             "--proposal-store",
@@ -626,18 +625,28 @@ impl Fixture {
             &self.ns,
             "--proposal-ttl",
             ttl,
-        ])
-        .arg("--config")
-        .arg(&self.config_path)
-        .arg("--store")
-        .arg(self.sidecar_ledger())
-        .env("KUBECONFIG", &self.sidecar_kubeconfig)
-        .env("TEST_READ_URL", &self.db.read_url)
-        .env("SYNAPSOR_TENANT_ID", "acme")
-        .env("SYNAPSOR_PRINCIPAL", "agent.k8s")
-        .env_remove("TEST_WRITE_URL")
-        .stderr(Stdio::inherit());
-        ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
+        ]);
+        cmd.stderr(Stdio::inherit());
+        ().serve(TokioChildProcess::new(tokio::process::Command::from(cmd)).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// `synapsor-runner <args>` as the sidecar runs: this fixture's config and ledger, the
+    /// sidecar's kubeconfig, the read URL and the trusted context, and no writer URL.
+    pub fn runner(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("synapsor-runner"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--store")
+            .arg(self.sidecar_ledger())
+            .env("KUBECONFIG", &self.sidecar_kubeconfig)
+            .env("TEST_READ_URL", &self.db.read_url)
+            .env("SYNAPSOR_TENANT_ID", "acme")
+            .env("SYNAPSOR_PRINCIPAL", "agent.k8s")
+            .env_remove("TEST_WRITE_URL");
+        cmd
     }
 
     pub fn sidecar_ledger(&self) -> PathBuf {

@@ -513,15 +513,7 @@ impl LedgerStore {
                 "a proposal becomes approved only through an approval".into(),
             ));
         }
-        let mut payload = match payload {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => {
-                return Err(LedgerError::InvalidInput(
-                    "a transition payload must be a JSON object".into(),
-                ));
-            }
-        };
+        let mut payload = payload_object(payload)?;
         payload.insert("from".into(), Value::String(from.as_str().into()));
         payload.insert("to".into(), Value::String(to.as_str().into()));
         let payload = Value::Object(payload);
@@ -640,15 +632,7 @@ impl LedgerStore {
     ) -> Result<bool> {
         check_ts("now", now)?;
         let actor = non_empty("actor", actor)?;
-        let mut payload = match payload {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => {
-                return Err(LedgerError::InvalidInput(
-                    "a transition payload must be a JSON object".into(),
-                ));
-            }
-        };
+        let mut payload = payload_object(payload)?;
         let tx = self.immediate()?;
         let rec = load_verified(&tx, id)?;
         let Some(by) = rec.managed_by.clone() else {
@@ -1167,6 +1151,17 @@ fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
         },
         intact,
     ))
+}
+
+/// A transition payload: a JSON object, or null for none.
+fn payload_object(payload: Value) -> Result<Map<String, Value>> {
+    match payload {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(LedgerError::InvalidInput(
+            "a transition payload must be a JSON object".into(),
+        )),
+    }
 }
 
 /// Inserts a proposal row in `state` (its change set already validated and with its final id).
