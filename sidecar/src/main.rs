@@ -30,6 +30,8 @@ async fn run(cli: Cli) -> i32 {
     // Logs go to stderr: stdout belongs to command output (and to MCP in stdio mode).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: MCP clients' log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SYNAPSOR_LOG").unwrap_or_else(|_| "warn".into()))
         .init();
     synapsor_runner::cli::run(cli).await

@@ -30,28 +30,42 @@ const SECRET_KEY_WORDS: &[&str] = &[
     "write_url",
 ];
 
-/// True when a JSON key names secret material (`db_password`, `apiKey`, `session-token`, ...).
+/// True when a JSON key names secret material (`db_password`, `apiKey`, `session-token`, ...):
+/// one of the words above, ASCII case-insensitive, starting the key or after `_`/`-`, and ending
+/// it or followed by `_`, `-` or a plural `s`.
+///
+/// Runs on every key of every ledger record, so it compares bytes in place instead of building
+/// a lowercase copy and a substring searcher per word.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    SECRET_KEY_WORDS.iter().any(|w| {
-        k.match_indices(w).any(|(i, _)| {
-            let before_ok = i == 0 || matches!(k.as_bytes()[i - 1], b'_' | b'-');
-            let end = i + w.len();
-            let after_ok = end == k.len() || matches!(k.as_bytes()[end], b'_' | b'-' | b's');
-            before_ok && after_ok
+    let k = key.as_bytes();
+    (0..k.len())
+        .filter(|&i| i == 0 || matches!(k[i - 1], b'_' | b'-'))
+        .any(|i| {
+            SECRET_KEY_WORDS.iter().any(|w| {
+                let end = i + w.len();
+                end <= k.len()
+                    && k[i..end].eq_ignore_ascii_case(w.as_bytes())
+                    && (end == k.len() || matches!(k[end], b'_' | b'-' | b's' | b'S'))
+            })
         })
-    })
 }
 
 /// True when a string value looks like a credential: a database URL with credentials, a bearer
 /// token or a PEM private key.
 pub fn is_secret_value(s: &str) -> bool {
-    let lower = s.to_ascii_lowercase();
-    ["postgres://", "postgresql://", "mysql://", "mariadb://"]
-        .iter()
-        .any(|p| lower.contains(p))
-        || lower.contains("bearer ") && s.len() > 20
+    s.contains("://")
+        && ["postgres://", "postgresql://", "mysql://", "mariadb://"]
+            .iter()
+            .any(|p| contains_ignore_ascii_case(s, p))
+        || s.len() > 20 && contains_ignore_ascii_case(s, "bearer ")
         || s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----")
+}
+
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The JSON path of the first secret-looking key or value in `v`, if any.
@@ -107,6 +121,10 @@ mod tests {
             "tokens",
             "private_key",
             "DATABASE_URL",
+            "Password",
+            "user_PASSWORDS",
+            "x-api-key",
+            "old_token_",
         ] {
             assert!(is_secret_key(k), "{k}");
         }
@@ -117,6 +135,11 @@ mod tests {
             "secretary_name",
             "status",
             "id",
+            "",
+            "s",
+            "mytoken",
+            "token2",
+            "passwordless_login",
         ] {
             assert!(!is_secret_key(k), "{k}");
         }
@@ -126,7 +149,13 @@ mod tests {
     fn values() {
         assert!(is_secret_value("postgres://u:p@h/db"));
         assert!(is_secret_value("Bearer abcdefghijklmnopqrstuvwxyz"));
+        assert!(is_secret_value("see PostgreSQL://u:p@h/db for details"));
+        assert!(is_secret_value("MariaDB://root@db"));
+        assert!(is_secret_value("authorization: BEARER abcdefghijklmnop"));
+        assert!(!is_secret_value("bearer abc"), "too short to be a token");
+        assert!(!is_secret_value("https://example.com/invoices/1"));
         assert!(!is_secret_value("INV-3001"));
+        assert!(!is_secret_value(""));
         assert_eq!(
             find_secret(&json!({"row": {"note": "mysql://root:x@db"}})).as_deref(),
             Some("$.row.note")

@@ -6,6 +6,7 @@
 //! every call goes through [`Runtime::call`], which does.
 
 pub mod http;
+mod stdio;
 
 use std::sync::Arc;
 
@@ -169,7 +170,7 @@ impl McpServer {
 
     /// Serves MCP over stdin/stdout until the client disconnects.
     pub async fn serve_stdio(self) -> anyhow::Result<()> {
-        let service = self.serve(rmcp::transport::stdio()).await?;
+        let service = self.serve(stdio::transport()).await?;
         service.waiting().await?;
         Ok(())
     }
