@@ -415,6 +415,128 @@ async fn mariadb_reads_and_proposals() {
     assert_eq!(v["proposal"]["diff"]["late_fee_cents"]["before"], json!(6000));
 }
 
+/// The source pool reuses one connection for sequential calls without pinging it, replaces a
+/// connection the server killed without failing the call, and closes (never reuses) the
+/// connection of a call that was cancelled mid-query.
+async fn connection_lifecycle(
+    h: &Harness,
+    engine: &str,
+    backends: impl AsyncFn() -> Vec<i64>,
+    kill: impl AsyncFn(i64),
+) {
+    let read = async || {
+        let (v, is_error) = call(h, "billing.inspect_invoice", json!({"invoice_id": "INV-1"})).await;
+        assert!(!is_error && v["ok"] == true, "{engine}: {v}");
+        assert_eq!(v["data"]["late_fee_cents"], json!(5500), "{engine}");
+    };
+    for _ in 0..5 {
+        read().await;
+    }
+    let first = backends().await;
+    assert_eq!(
+        first.len(),
+        1,
+        "{engine}: sequential calls share one connection: {first:?}"
+    );
+
+    kill(first[0]).await;
+    // Wait until the server has really dropped it, so the next call meets a dead connection.
+    for _ in 0..100 {
+        if !backends().await.contains(&first[0]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    read().await;
+    let second = backends().await;
+    assert_eq!(second.len(), 1, "{engine}: {second:?}");
+    assert_ne!(second, first, "{engine}: the killed connection was replaced");
+
+    // A call dropped while its query runs: its connection must not serve the next call.
+    let slow = call(h, "billing.inspect_slow_invoice", json!({"invoice_id": "INV-1"}));
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(150), slow)
+            .await
+            .is_err(),
+        "{engine}: the slow read should still be running"
+    );
+    read().await;
+    // Its server side lives until the statement times out (500 ms) and finds the client gone;
+    // a connection kept by the pool would stay.
+    let mut remaining = backends().await;
+    for _ in 0..250 {
+        if !remaining.contains(&second[0]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        remaining = backends().await;
+    }
+    assert!(
+        !remaining.contains(&second[0]),
+        "{engine}: the cancelled call's connection was closed: {remaining:?}"
+    );
+    assert_eq!(remaining.len(), 1, "{engine}: {remaining:?}");
+    read().await;
+    assert_eq!(backends().await, remaining, "{engine}: the new connection is reused");
+}
+
+#[tokio::test]
+async fn postgres_source_connections_are_reused_and_replaced() {
+    let Some(db) = support::postgres(PG_SEED).await else {
+        return;
+    };
+    let h = harness("postgres", "public", &db.read_url, "acme");
+    let admin = db.admin_url.clone();
+    let backends = async || {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap();
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'synapsor-runner' \
+             AND datname = current_database() ORDER BY pid",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        pids.into_iter().map(i64::from).collect()
+    };
+    let kill = async |pid: i64| {
+        support::pg_exec(&db, &format!("SELECT pg_terminate_backend({pid})")).await;
+    };
+    connection_lifecycle(&h, "postgres", backends, kill).await;
+}
+
+#[tokio::test]
+async fn mariadb_source_connections_are_reused_and_replaced() {
+    let Some(db) = support::mysql(MYSQL_SEED).await else {
+        return;
+    };
+    let h = harness("mysql", &db.database, &db.read_url, "acme");
+    let read_user = db
+        .read_url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap()
+        .to_owned();
+    let admin = db.admin_url.clone();
+    let backends = async || {
+        let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM information_schema.PROCESSLIST WHERE user = ? AND command <> 'Killed' ORDER BY id",
+        )
+        .bind(&read_user)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        ids
+    };
+    let kill = async |id: i64| {
+        support::mysql_exec(&db, &format!("KILL CONNECTION {id}")).await;
+    };
+    connection_lifecycle(&h, "mariadb", backends, kill).await;
+}
+
 #[tokio::test]
 async fn sqlite_reads_and_proposals() {
     let dir = tempfile::tempdir().unwrap();

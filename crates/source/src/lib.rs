@@ -1,8 +1,9 @@
 //! Source databases: one pooled, tenant-scoped, read-only lookup per call.
 //!
 //! What it is: the [`SourceDb`] trait and its implementations for PostgreSQL and MySQL/MariaDB
-//! (sqlx pools) and SQLite (rusqlite, read-only). Each runs one parameterized SELECT of reviewed
-//! columns by primary key AND tenant, on a pooled connection with a statement timeout, and returns
+//! (sqlx connections in a small pool of its own, see `pool`) and SQLite (rusqlite, read-only).
+//! Each runs one parameterized SELECT of reviewed columns by primary key AND tenant, on a pooled
+//! connection with a statement timeout, and returns
 //! the row as a JSON object built by the database itself (so every column type maps to JSON the
 //! same way on every call).
 //!
@@ -12,6 +13,7 @@
 //! details go to the log.
 
 mod mysql;
+mod pool;
 mod postgres;
 mod sqlite;
 
@@ -25,6 +27,7 @@ use synapsor_core::config::{Engine, Source, SslMode};
 use synapsor_core::{ToolCode, ToolError};
 
 pub use mysql::MySqlSource;
+pub use pool::PING_IDLE_AFTER;
 pub use postgres::PgSource;
 pub use sqlite::SqliteSource;
 
@@ -133,6 +136,9 @@ pub fn open_source(
 pub(crate) fn map_sqlx_error(source: &str, err: &sqlx::Error) -> ToolError {
     use sqlx::Error as E;
     let (code, what) = match err {
+        E::Database(_) if pool::connection_lost(err) => {
+            (ToolCode::SourceUnavailable, "the database closed the connection")
+        }
         E::Database(db) => {
             let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
             match state.as_str() {

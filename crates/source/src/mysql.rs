@@ -1,20 +1,22 @@
-//! MySQL and MariaDB source: a lazy sqlx pool; each connection is set read-only with a statement
-//! time limit once, at connect (MySQL's `max_execution_time`, MariaDB's `max_statement_time`).
+//! MySQL and MariaDB source: a lazy pool ([`crate::pool`]); each connection is set read-only
+//! with a statement time limit once, at connect (MySQL's `max_execution_time`, MariaDB's
+//! `max_statement_time`).
 
 use std::str::FromStr;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Executor};
 use synapsor_core::config::{Engine, SslMode};
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
+use crate::pool::ConnPool;
 use crate::{BoxFuture, LookupValue, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
 
 #[derive(Debug)]
 pub struct MySqlSource {
     name: String,
-    pool: MySqlPool,
+    pool: ConnPool<MySqlConnection>,
 }
 
 impl MySqlSource {
@@ -41,12 +43,13 @@ impl MySqlSource {
         }
         let opts = opts.timezone(Some("+00:00".to_owned())).disable_statement_logging();
         let timeout_ms = settings.statement_timeout.as_millis() as u64;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _meta| {
+        let pool = ConnPool::new(
+            settings.max_connections,
+            settings.acquire_timeout,
+            Box::new(move || {
+                let opts = opts.clone();
                 Box::pin(async move {
+                    let mut conn = opts.connect().await?;
                     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
                     // MariaDB names the limit max_statement_time (seconds); MySQL
                     // max_execution_time (milliseconds). Try MariaDB's first.
@@ -55,10 +58,10 @@ impl MySqlSource {
                         conn.execute(AssertSqlSafe(format!("SET SESSION max_execution_time = {timeout_ms}")))
                             .await?;
                     }
-                    Ok(())
+                    Ok(conn)
                 })
-            })
-            .connect_lazy_with(opts);
+            }),
+        );
         Ok(MySqlSource {
             name: name.to_owned(),
             pool,
@@ -90,17 +93,23 @@ impl SourceDb for MySqlSource {
                 sql.push_str(&format!(" AND {} = ?", tk.quoted(Dialect::MySql)));
             }
             sql.push_str(" LIMIT 2");
-            let q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            let mut q = match &read.id {
-                LookupValue::Text(s) => q.bind(s.clone()),
-                LookupValue::Integer(i) => q.bind(*i),
-                LookupValue::Float(f) => q.bind(*f),
-            };
-            if spec.tenant_key.is_some() {
-                q = q.bind(read.tenant.unwrap_or_default().to_owned());
-            }
-            let rows = q
-                .fetch_all(&self.pool)
+            let rows = self
+                .pool
+                .run(|mut conn| {
+                    let q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.clone()));
+                    let mut q = match &read.id {
+                        LookupValue::Text(s) => q.bind(s.clone()),
+                        LookupValue::Integer(i) => q.bind(*i),
+                        LookupValue::Float(f) => q.bind(*f),
+                    };
+                    if spec.tenant_key.is_some() {
+                        q = q.bind(read.tenant.unwrap_or_default().to_owned());
+                    }
+                    async move {
+                        let rows = q.fetch_all(&mut conn).await;
+                        (conn, rows)
+                    }
+                })
                 .await
                 .map_err(|e| map_sqlx_error(&self.name, &e))?;
             one_row(rows, &self.name)
@@ -109,8 +118,11 @@ impl SourceDb for MySqlSource {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), ToolError>> {
         Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
+            self.pool
+                .run(|mut conn| async move {
+                    let done = sqlx::query("SELECT 1").execute(&mut conn).await;
+                    (conn, done)
+                })
                 .await
                 .map_err(|e| map_sqlx_error(&self.name, &e))?;
             Ok(())

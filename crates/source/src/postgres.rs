@@ -1,23 +1,24 @@
-//! PostgreSQL source: a lazy sqlx pool whose connections start read-only, in UTC, with the
+//! PostgreSQL source: a lazy pool ([`crate::pool`]) whose connections start read-only, in UTC, with the
 //! statement timeout set once at connect (no extra round trips per call).
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions};
 use synapsor_core::capability::ReadSpec;
 use synapsor_core::config::{Engine, SslMode};
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
+use crate::pool::ConnPool;
 use crate::{BoxFuture, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
 
 #[derive(Debug)]
 pub struct PgSource {
     name: String,
-    pool: PgPool,
+    pool: ConnPool<PgConnection>,
     /// SELECT text per `schema.table.columns`, built once from the catalog's column types.
     plans: Mutex<HashMap<String, Arc<str>>>,
 }
@@ -47,11 +48,14 @@ impl PgSource {
                 ("TimeZone", "UTC".to_owned()),
             ])
             .disable_statement_logging();
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_lazy_with(opts);
+        let pool = ConnPool::new(
+            settings.max_connections,
+            settings.acquire_timeout,
+            Box::new(move || {
+                let opts = opts.clone();
+                Box::pin(async move { opts.connect().await })
+            }),
+        );
         Ok(PgSource {
             name: name.to_owned(),
             pool,
@@ -69,18 +73,24 @@ impl PgSource {
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(p);
         }
-        let types: Vec<(String, String)> = sqlx::query_as(
-            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
-             FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-        )
-        .bind(spec.schema.as_str())
-        .bind(spec.table.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_sqlx_error(&self.name, &e))?;
+        let types: Vec<(String, String)> = self
+            .pool
+            .run(|mut conn| async move {
+                let rows = sqlx::query_as(
+                    "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                     FROM pg_catalog.pg_attribute a \
+                     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                )
+                .bind(spec.schema.as_str())
+                .bind(spec.table.as_str())
+                .fetch_all(&mut conn)
+                .await;
+                (conn, rows)
+            })
+            .await
+            .map_err(|e| map_sqlx_error(&self.name, &e))?;
         let types: HashMap<String, String> = types.into_iter().collect();
         if types.is_empty() {
             return Err(self.mismatch(format!(
@@ -159,12 +169,18 @@ impl SourceDb for PgSource {
     fn read_scoped<'a>(&'a self, read: &'a ScopedRead<'a>) -> BoxFuture<'a, Result<ReadResult, ToolError>> {
         Box::pin(async move {
             let sql = self.plan(read.spec).await?;
-            let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_string())).bind(read.id.as_text());
-            if read.spec.tenant_key.is_some() {
-                q = q.bind(read.tenant.unwrap_or_default().to_owned());
-            }
-            let rows = q
-                .fetch_all(&self.pool)
+            let rows = self
+                .pool
+                .run(|mut conn| {
+                    let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_string())).bind(read.id.as_text());
+                    if read.spec.tenant_key.is_some() {
+                        q = q.bind(read.tenant.unwrap_or_default().to_owned());
+                    }
+                    async move {
+                        let rows = q.fetch_all(&mut conn).await;
+                        (conn, rows)
+                    }
+                })
                 .await
                 .map_err(|e| map_sqlx_error(&self.name, &e))?;
             one_row(rows, &self.name)
@@ -173,8 +189,11 @@ impl SourceDb for PgSource {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), ToolError>> {
         Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
+            self.pool
+                .run(|mut conn| async move {
+                    let done = sqlx::query("SELECT 1").execute(&mut conn).await;
+                    (conn, done)
+                })
                 .await
                 .map_err(|e| map_sqlx_error(&self.name, &e))?;
             Ok(())
