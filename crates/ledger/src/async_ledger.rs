@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::checkpoint::{AUTOCHECKPOINT_BACKSTOP, Checkpointer};
 use crate::error::{LedgerError, Result};
 use crate::records::{EvidenceBundle, EvidenceRecord, ProposalInsert, ProposalRecord, QueryAuditRecord, Replay};
 use crate::store::LedgerStore;
@@ -28,15 +29,27 @@ pub struct Ledger {
     path: PathBuf,
     /// Run calls on the caller's thread instead of the blocking pool.
     inline: bool,
+    /// Background WAL checkpoints (see `checkpoint`); `None` when they could not be set up.
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl Ledger {
+    /// A handle over `store`, with WAL checkpoints moved to a background thread.
     pub fn new(store: LedgerStore) -> Self {
         let path = store.path().to_path_buf();
+        let checkpoints = Checkpointer::start(&path)
+            .filter(|_| {
+                store
+                    .set_wal_autocheckpoint(AUTOCHECKPOINT_BACKSTOP)
+                    .map_err(|e| tracing::warn!(error = %e, "ledger: keeping SQLite's own checkpoints"))
+                    .is_ok()
+            })
+            .map(Arc::new);
         Ledger {
             inner: Arc::new(Mutex::new(store)),
             path,
             inline: false,
+            checkpoints,
         }
     }
 
@@ -75,16 +88,21 @@ impl Ledger {
                 .map_err(|_| LedgerError::unavailable("an earlier ledger operation panicked; restart the runner"))?;
             f(&mut store)
         };
-        if self.inline {
-            return call();
+        let result = if self.inline {
+            call()
+        } else {
+            tokio::task::spawn_blocking(call).await.map_err(|e| {
+                LedgerError::unavailable(if e.is_panic() {
+                    "a ledger operation panicked"
+                } else {
+                    "a ledger operation was cancelled"
+                })
+            })?
+        };
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.poke();
         }
-        tokio::task::spawn_blocking(call).await.map_err(|e| {
-            LedgerError::unavailable(if e.is_panic() {
-                "a ledger operation panicked"
-            } else {
-                "a ledger operation was cancelled"
-            })
-        })?
+        result
     }
 
     pub async fn record_read(&self, evidence: EvidenceRecord, audit: QueryAuditRecord) -> Result<()> {

@@ -19,10 +19,11 @@
 //! `YYYY-MM-DDTHH:MM:SS.mmmZ` is accepted (`INVALID_INPUT` otherwise).
 //!
 //! [`LedgerStore`] is synchronous and owns one connection; [`Ledger`] is the cloneable async
-//! handle that runs calls on tokio's blocking pool. See `docs/ledger.md` for tables, states,
+//! handle that runs calls on tokio's blocking pool, with WAL checkpoints on a thread of their own. See `docs/ledger.md` for tables, states,
 //! events, retention, the lease and durability.
 
 mod async_ledger;
+mod checkpoint;
 mod error;
 pub mod lease;
 pub mod records;
@@ -30,6 +31,7 @@ pub mod schema;
 mod store;
 
 pub use async_ledger::Ledger;
+pub use checkpoint::{AUTOCHECKPOINT_BACKSTOP, CHECKPOINT_EVERY};
 pub use error::{LedgerError, Result};
 pub use lease::{LeaseInfo, StoreLease, lease_path, reset};
 pub use records::*;

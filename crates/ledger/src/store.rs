@@ -104,6 +104,12 @@ impl LedgerStore {
         &self.path
     }
 
+    /// Sets this connection's `wal_autocheckpoint` (pages; 0 turns it off).
+    pub(crate) fn set_wal_autocheckpoint(&self, pages: u32) -> Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
+    }
+
     /// The store's schema version (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64> {
         schema::user_version(&self.conn)

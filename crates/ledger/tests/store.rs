@@ -8,7 +8,8 @@ use rusqlite::Connection;
 use serde_json::json;
 use synapsor_core::ProposalState;
 use synapsor_ledger::{
-    Ledger, LedgerStore, ProposalFilter, ProposalInsert, ProposalRecord, ReceiptRecord, StoreStats, schema,
+    AUTOCHECKPOINT_BACKSTOP, CHECKPOINT_EVERY, Ledger, LedgerStore, ProposalFilter, ProposalInsert, ProposalRecord,
+    ReceiptRecord, StoreStats, schema,
 };
 
 fn created(r: ProposalInsert) -> ProposalRecord {
@@ -1145,4 +1146,36 @@ fn mirror_proposal_inserts_once_and_refuses_tampered_or_local_rows() {
             .code(),
         "INVALID_INPUT"
     );
+}
+
+#[tokio::test]
+async fn a_serving_ledger_checkpoints_the_wal_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("local.db");
+    let wal = dir.path().join("local.db-wal");
+    let ledger = Ledger::open(&path).unwrap();
+    // Migrations may have been checkpointed at open; measure from here.
+    let db_before = std::fs::metadata(&path).unwrap().len();
+    for i in 0..20 {
+        ledger
+            .record_read(evidence(&format!("ev_bg_{i}"), &ts(i)), audit(&ts(i)))
+            .await
+            .unwrap();
+    }
+    let frames = (std::fs::metadata(&wal).unwrap().len() / 4096) as u32;
+    assert!(
+        frames > 0 && frames < 1000,
+        "20 reads stay below SQLite's default threshold (1000 pages) and the backstop ({AUTOCHECKPOINT_BACKSTOP}): {frames}"
+    );
+    // So only the background thread can copy the new pages into the database file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() <= db_before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > db_before,
+        "the database file grew: the WAL was checkpointed without a writer doing it"
+    );
+    let store = LedgerStore::open(&path).unwrap();
+    assert_eq!(store.stats().unwrap().evidence_bundles, 20);
 }
