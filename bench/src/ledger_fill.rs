@@ -5,8 +5,9 @@
 //! rows are cloned with rusqlite inside one transaction: `n` evidence bundles, `n` query-audit
 //! rows linked to them, and `n / 10` closed (`rejected`) proposals with one event each. Row
 //! contents and sizes are the runner's own; only ids and timestamps differ. This writes the
-//! ledger schema directly (version 2; migration 2 only added the nullable `proposals.managed_by`), so a schema change makes this step fail loudly rather
-//! than measure a wrong store.
+//! ledger schema directly (version 3; migration 2 added the nullable `proposals.managed_by`,
+//! migration 3 dropped indexes), so a schema change makes this step fail loudly rather than
+//! measure a wrong store.
 
 use std::path::Path;
 
@@ -24,7 +25,7 @@ pub struct FillReport {
 }
 
 /// The ledger schema version these inserts are written for.
-const FILLER_SCHEMA_VERSION: i64 = 2;
+const FILLER_SCHEMA_VERSION: i64 = 3;
 
 const SERIES: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)";
 

@@ -142,6 +142,15 @@ END;
     r#"
 ALTER TABLE proposals ADD COLUMN managed_by TEXT;
 "#,
+    // 3: no query filters evidence or query audit by tenant or capability (listings by tenant
+    // and capability are of proposals), and each of these indexes cost every read tool call one
+    // more 4 KiB page in the WAL.
+    r#"
+DROP INDEX IF EXISTS evidence_bundles_tenant_created;
+DROP INDEX IF EXISTS evidence_bundles_capability_created;
+DROP INDEX IF EXISTS query_audit_tenant_created;
+DROP INDEX IF EXISTS query_audit_capability_created;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1179,3 +1179,39 @@ async fn a_serving_ledger_checkpoints_the_wal_in_the_background() {
     let store = LedgerStore::open(&path).unwrap();
     assert_eq!(store.stats().unwrap().evidence_bundles, 20);
 }
+
+#[test]
+fn a_version_2_store_loses_the_unused_evidence_and_audit_indexes() {
+    let (_dir, path, mut store) = temp_store();
+    store.record_read(&evidence("ev_v2", &ts(0)), &audit(&ts(0))).unwrap();
+    drop(store);
+    // What version 2 had on top of version 3.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE INDEX evidence_bundles_tenant_created ON evidence_bundles(tenant_id, created_at);
+         CREATE INDEX evidence_bundles_capability_created ON evidence_bundles(capability, created_at);
+         CREATE INDEX query_audit_tenant_created ON query_audit(tenant_id, created_at);
+         CREATE INDEX query_audit_capability_created ON query_audit(capability, created_at);
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = LedgerStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    let conn = Connection::open(&path).unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND (name LIKE '%tenant_created' OR name LIKE '%capability_created')
+               AND tbl_name IN ('evidence_bundles', 'query_audit')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    let bundle = store.evidence("ev_v2").unwrap();
+    assert_eq!(
+        (bundle.evidence.evidence_bundle_id.as_str(), bundle.query_audit.len()),
+        ("ev_v2", 1)
+    );
+}
