@@ -2,7 +2,9 @@
 //!
 //! Phases, in order, all on one fresh database with a SELECT-only role:
 //!
-//! 1. the direct parameterized SELECT (sqlx, one pooled connection; then one per client);
+//! 1. the direct parameterized SELECT (sqlx on one dedicated connection, the baseline of the
+//!    targets; then one connection per client; and, for comparison, through sqlx's `Pool` with
+//!    its default options, which pings the connection on every checkout and return);
 //! 2. the read tool over stdio (an rmcp client spawning the release binary; the concurrent phase
 //!    spawns one server per client, as stdio clients do, each with its own ledger because a
 //!    ledger is leased to one server);
@@ -31,9 +33,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Row, ValueRef};
-use tokio::sync::Barrier;
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgExecutor, Row, ValueRef};
+use tokio::sync::{Barrier, Mutex};
 
 use crate::cli::{Args, Settings};
 use crate::db::{BenchDb, TENANT, VISIBLE_COLUMNS};
@@ -212,8 +214,8 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     let mut latency: Vec<Summary> = Vec::new();
 
     eprintln!("==> direct SELECT");
-    let (direct_seq, direct_conc) = direct(&ctx).await?;
-    latency.extend([direct_seq.clone(), direct_conc.clone()]);
+    let (direct_seq, direct_pooled, direct_conc) = direct(&ctx).await?;
+    latency.extend([direct_seq.clone(), direct_pooled.clone(), direct_conc.clone()]);
 
     eprintln!("==> read tool over stdio");
     let stdio = stdio_reads(&ctx).await?;
@@ -262,6 +264,23 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     let checks = vec![
         Check::at_most("read p50 stdio / direct SELECT p50", stdio_ratio, "x", STDIO_RATIO_MAX),
         Check::at_most("read p50 HTTP / direct SELECT p50", http_ratio, "x", HTTP_RATIO_MAX),
+        // The baseline of runs before 2026-11-26: what an app on sqlx's default Pool pays.
+        Check::info(
+            "read p50 stdio / direct SELECT on sqlx Pool defaults",
+            ratio(stdio.seq.p50_ms, direct_pooled.p50_ms),
+            "x",
+        ),
+        Check::info(
+            "read p50 HTTP / direct SELECT on sqlx Pool defaults",
+            ratio(http.seq.p50_ms, direct_pooled.p50_ms),
+            "x",
+        ),
+        // The runner's own cost when the MCP transport is set aside.
+        Check::info(
+            "read p50 stdio / (direct SELECT + stdio ping) p50",
+            ratio(stdio.seq.p50_ms, direct_seq.p50_ms + stdio.ping.p50_ms),
+            "x",
+        ),
         Check::info(
             &format!("read p50 stdio x{} / direct x{}", s.concurrency, s.concurrency),
             ratio(stdio.conc.p50_ms, direct_conc.p50_ms),
@@ -386,6 +405,7 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
         },
         "breakdown_ms": {
             "direct_select_p50": direct_seq.p50_ms,
+            "direct_select_sqlx_pool_p50": direct_pooled.p50_ms,
             "runner_select_p50_from_query_audit": audited_p50,
             "runner_select_mean_from_query_audit": audited_mean,
             "ledger_write_probe_p50": ledger_probe.p50_ms,
@@ -407,13 +427,8 @@ fn per_client(total: usize, clients: usize) -> usize {
     total.div_ceil(clients).max(1)
 }
 
-async fn direct_select(pool: &PgPool, id: &str) -> anyhow::Result<bool> {
-    let Some(row) = sqlx::query(DIRECT_SQL)
-        .bind(id)
-        .bind(TENANT)
-        .fetch_optional(pool)
-        .await?
-    else {
+async fn direct_select<'c>(db: impl PgExecutor<'c>, id: &str) -> anyhow::Result<bool> {
+    let Some(row) = sqlx::query(DIRECT_SQL).bind(id).bind(TENANT).fetch_optional(db).await? else {
         return Ok(false);
     };
     // Decode what the tool returns (the timestamp only as raw bytes: no date crate here).
@@ -425,44 +440,49 @@ async fn direct_select(pool: &PgPool, id: &str) -> anyhow::Result<bool> {
     Ok(!row.try_get_raw(5)?.is_null())
 }
 
-async fn direct(ctx: &Ctx) -> anyhow::Result<(Summary, Summary)> {
+/// The direct SELECT on one dedicated connection (the baseline), through sqlx's `Pool` with
+/// default options, and on one dedicated connection per concurrent client.
+async fn direct(ctx: &Ctx) -> anyhow::Result<(Summary, Summary, Summary)> {
     let s = &ctx.s;
+    let ids = ctx.ids.clone();
+    let conn = Arc::new(Mutex::new(PgConnection::connect(&ctx.db.read_url).await?));
+    let run = run_calls(s.warmup, s.iterations, None, |i| {
+        let (conn, ids) = (conn.clone(), ids.clone());
+        async move { direct_select(&mut *conn.lock().await, &ids[i % ids.len()]).await }
+    })
+    .await?;
+    let seq = Summary::of("direct SELECT", vec![run]);
+
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .connect(&ctx.db.read_url)
         .await?;
-    let ids = ctx.ids.clone();
     let run = run_calls(s.warmup, s.iterations, None, |i| {
         let (pool, ids) = (pool.clone(), ids.clone());
         async move { direct_select(&pool, &ids[i % ids.len()]).await }
     })
     .await?;
     pool.close().await;
-    let seq = Summary::of("direct SELECT", vec![run]);
+    let pooled = Summary::of("direct SELECT, sqlx Pool defaults", vec![run]);
 
     let c = s.concurrency;
-    let pool = PgPoolOptions::new()
-        .max_connections(c as u32)
-        .min_connections(c as u32)
-        .connect(&ctx.db.read_url)
-        .await?;
     let barrier = Arc::new(Barrier::new(c));
     let mut tasks = Vec::new();
     for k in 0..c {
-        let (pool, ids, barrier) = (pool.clone(), ctx.ids.clone(), barrier.clone());
+        let conn = Arc::new(Mutex::new(PgConnection::connect(&ctx.db.read_url).await?));
+        let (ids, barrier) = (ctx.ids.clone(), barrier.clone());
         let (warmup, n) = (s.warmup, per_client(s.iterations, c));
         tasks.push(tokio::spawn(async move {
             run_calls(warmup, n, Some(barrier), |i| {
-                let (pool, ids) = (pool.clone(), ids.clone());
-                async move { direct_select(&pool, &ids[(i * 7 + k * 131) % ids.len()]).await }
+                let (conn, ids) = (conn.clone(), ids.clone());
+                async move { direct_select(&mut *conn.lock().await, &ids[(i * 7 + k * 131) % ids.len()]).await }
             })
             .await
         }));
     }
     let runs = join_all(tasks).await?;
-    pool.close().await;
-    Ok((seq, Summary::of(&format!("direct SELECT x{c}"), runs)))
+    Ok((seq, pooled, Summary::of(&format!("direct SELECT x{c}"), runs)))
 }
 
 async fn join_all(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Run>>>) -> anyhow::Result<Vec<Run>> {
