@@ -22,7 +22,7 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 use synapsor_kube::{Phase, Proposal};
-use synapsor_testdb::{admin_url, replace_db, unique, with_user};
+use synapsor_testdb::{Server, unique, with_user};
 
 pub const APPROVERS: [&str; 2] = ["alice", "carol"];
 /// Can patch proposals but is not allowed the verb `approve`.
@@ -128,10 +128,7 @@ CREATE TRIGGER invoices_apply_count BEFORE UPDATE ON invoices FOR EACH ROW EXECU
 
 impl Db {
     pub async fn create() -> Option<Db> {
-        let admin = admin_url("SYNAPSOR_TEST_PG_URL")?;
-        let db = unique("synapsor_k");
-        Self::exec_on(&admin, &format!("CREATE DATABASE {db}")).await;
-        let admin_url = replace_db(&admin, &db);
+        let (db, admin_url) = Server::Postgres.create_database("synapsor_k").await?;
         let (read, write) = (format!("{db}_r"), format!("{db}_w"));
         let mut sql = format!(
             "{PG_SEED}
@@ -147,7 +144,7 @@ impl Db {
         let engine = synapsor_core::config::Engine::Postgres;
         sql.push_str(&synapsor_executor::receipts_ddl(engine, "public").unwrap());
         sql.push_str(&synapsor_executor::receipts_grants(engine, &write, "public", &[]).unwrap());
-        Self::exec_on(&admin_url, &sql).await;
+        Server::Postgres.exec(&admin_url, &sql).await;
         Some(Db {
             read_url: with_user(&admin_url, &read, "read_pw"),
             write_url: with_user(&admin_url, &write, "write_pw"),
@@ -156,27 +153,12 @@ impl Db {
         })
     }
 
-    async fn exec_on(url: &str, sql: &str) {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        c.close().await.unwrap();
-    }
-
     pub async fn exec(&self, sql: &str) {
-        Self::exec_on(&self.admin_url, sql).await;
+        Server::Postgres.exec(&self.admin_url, sql).await;
     }
 
     pub async fn int(&self, sql: &str) -> i64 {
-        let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        let v: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::int8")))
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        c.close().await.unwrap();
-        v.unwrap_or(-1)
+        Server::Postgres.int(&self.admin_url, sql).await
     }
 
     pub async fn fee(&self, id: &str) -> i64 {

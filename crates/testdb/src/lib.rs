@@ -3,8 +3,15 @@
 //! What it is: unique database names, the admin URLs that `scripts/dev-db.sh` exports (a test is
 //! skipped without one, or fails under `SYNAPSOR_REQUIRE_DBS=1`), URL rewriting to another
 //! database or login, and the staleness check of generated files committed to the repository
-//! (schemas, the CRD). What it is not: it starts no server and holds no fixtures; each test suite
-//! keeps its own seeds and roles.
+//! (schemas, the CRD); with the `db` feature, [`Server`] runs statements as a test database's
+//! admin. What it is not: it starts no server and holds no fixtures; each test suite keeps its own
+//! seeds and roles.
+
+#[cfg(feature = "db")]
+mod db;
+
+#[cfg(feature = "db")]
+pub use db::Server;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

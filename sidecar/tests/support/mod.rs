@@ -4,8 +4,7 @@
 //! prove that reads work with SELECT alone.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use sqlx::{AssertSqlSafe, Connection};
-pub use synapsor_testdb::{admin_url, replace_db, unique, with_user};
+pub use synapsor_testdb::{Server, with_user};
 
 #[derive(Debug, Clone)]
 pub struct TestDb {
@@ -18,31 +17,20 @@ pub struct TestDb {
 
 /// A fresh PostgreSQL database with `seed` applied and a SELECT-only role.
 pub async fn postgres(seed: &str) -> Option<TestDb> {
-    let admin = admin_url("SYNAPSOR_TEST_PG_URL")?;
-    let db = unique("synapsor_t");
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let db_admin = replace_db(&admin, &db);
-    let mut conn = sqlx::PgConnection::connect(&db_admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(seed.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let pg = Server::Postgres;
+    let (db, db_admin) = pg.create_database("synapsor_t").await?;
     let role = format!("{db}_read");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD 'read_pw'; \
-         GRANT CONNECT ON DATABASE {db} TO {role}; \
-         GRANT USAGE ON SCHEMA public TO {role}; \
-         GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
+    pg.exec(
+        &db_admin,
+        &format!(
+            "{seed}
+             CREATE ROLE {role} LOGIN PASSWORD 'read_pw';
+             GRANT CONNECT ON DATABASE {db} TO {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+        ),
+    )
+    .await;
     Some(TestDb {
         read_url: with_user(&db_admin, &role, "read_pw"),
         admin_url: db_admin,
@@ -52,28 +40,17 @@ pub async fn postgres(seed: &str) -> Option<TestDb> {
 
 /// A fresh MariaDB/MySQL database with `seed` applied and a SELECT-only user.
 pub async fn mysql(seed: &str) -> Option<TestDb> {
-    let admin = admin_url("SYNAPSOR_TEST_MYSQL_URL")?;
-    let db = unique("synapsor_t");
-    let mut conn = sqlx::MySqlConnection::connect(&admin).await.unwrap();
+    let my = Server::Mysql;
+    let (db, db_admin) = my.create_database("synapsor_t").await?;
     let user = format!("r{}", &db[db.len().saturating_sub(20)..]);
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE DATABASE {db}; \
-         CREATE USER '{user}'@'%' IDENTIFIED BY 'read_pw'; \
-         CREATE USER '{user}'@'localhost' IDENTIFIED BY 'read_pw'; \
-         GRANT SELECT ON {db}.* TO '{user}'@'%'; \
-         GRANT SELECT ON {db}.* TO '{user}'@'localhost';"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
-    let db_admin = replace_db(&admin, &db);
-    let mut conn = sqlx::MySqlConnection::connect(&db_admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(seed.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    let mut setup = seed.to_owned();
+    for host in ["%", "localhost"] {
+        setup.push_str(&format!(
+            "CREATE USER '{user}'@'{host}' IDENTIFIED BY 'read_pw';
+             GRANT SELECT ON {db}.* TO '{user}'@'{host}';"
+        ));
+    }
+    my.exec(&db_admin, &setup).await;
     Some(TestDb {
         read_url: with_user(&db_admin, &user, "read_pw"),
         admin_url: db_admin,
@@ -81,23 +58,13 @@ pub async fn mysql(seed: &str) -> Option<TestDb> {
     })
 }
 
-/// Runs one statement as the test database's admin.
+/// Runs statements as the test database's admin.
 pub async fn pg_exec(db: &TestDb, sql: &str) {
-    let mut conn = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    Server::Postgres.exec(&db.admin_url, sql).await;
 }
 
 pub async fn mysql_exec(db: &TestDb, sql: &str) {
-    let mut conn = sqlx::MySqlConnection::connect(&db.admin_url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    Server::Mysql.exec(&db.admin_url, sql).await;
 }
 
 /// An environment with nothing in it.

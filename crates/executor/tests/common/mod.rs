@@ -3,9 +3,8 @@
 //! receipts table, which an admin creates). Servers come from `scripts/dev-db.sh`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use sqlx::{AssertSqlSafe, Connection};
 use synapsor_core::config::Engine;
-pub use synapsor_testdb::{admin_url, replace_db, unique, with_user};
+pub use synapsor_testdb::{Server, unique, with_user};
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -80,15 +79,7 @@ BEGIN UPDATE orders SET apply_count = apply_count + 1 WHERE id = NEW.id; END;
 /// A fresh PostgreSQL database: seed, read role, writer role; the receipts table when
 /// `receipts` (created by the admin, granted to the writer).
 pub async fn postgres(receipts: bool) -> Option<Db> {
-    let admin = admin_url("SYNAPSOR_TEST_PG_URL")?;
-    let db = unique("synx");
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let db_admin = replace_db(&admin, &db);
+    let (db, db_admin) = Server::Postgres.create_database("synx").await?;
     let (read, write) = (format!("{db}_r"), format!("{db}_w"));
     let mut setup = format!(
         "{PG_SEED}
@@ -105,9 +96,7 @@ pub async fn postgres(receipts: bool) -> Option<Db> {
         setup.push_str(&synapsor_executor::receipts_ddl(Engine::Postgres, "public").unwrap());
         setup.push_str(&synapsor_executor::receipts_grants(Engine::Postgres, &write, "public", &[]).unwrap());
     }
-    let mut conn = sqlx::PgConnection::connect(&db_admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(setup)).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    Server::Postgres.exec(&db_admin, &setup).await;
     Some(Db {
         engine: Engine::Postgres,
         schema: "public".into(),
@@ -121,44 +110,28 @@ pub async fn postgres(receipts: bool) -> Option<Db> {
 
 /// A fresh MariaDB/MySQL database, as [`postgres`].
 pub async fn mysql(receipts: bool) -> Option<Db> {
-    let admin = admin_url("SYNAPSOR_TEST_MYSQL_URL")?;
-    let db = unique("synx");
+    let (db, db_admin) = Server::Mysql.create_database("synx").await?;
     let tag = &db[db.len().saturating_sub(20)..];
     let (read, write) = (format!("r{tag}"), format!("w{tag}"));
-    let mut conn = sqlx::MySqlConnection::connect(&admin).await.unwrap();
-    let mut users = format!("CREATE DATABASE {db};");
+    let mut setup = MYSQL_SEED.to_owned();
+    if receipts {
+        setup.push_str(&synapsor_executor::receipts_ddl(Engine::Mysql, &db).unwrap());
+    }
     for host in ["%", "localhost"] {
-        users.push_str(&format!(
+        setup.push_str(&format!(
             "CREATE USER '{read}'@'{host}' IDENTIFIED BY 'read_pw';
              GRANT SELECT ON {db}.* TO '{read}'@'{host}';
-             CREATE USER '{write}'@'{host}' IDENTIFIED BY 'write_pw';"
-        ));
-    }
-    sqlx::raw_sql(AssertSqlSafe(users)).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    let db_admin = replace_db(&admin, &db);
-    let mut conn = sqlx::MySqlConnection::connect(&db_admin).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(MYSQL_SEED.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let mut grants = String::new();
-    if receipts {
-        grants.push_str(&synapsor_executor::receipts_ddl(Engine::Mysql, &db).unwrap());
-    }
-    for host in ["%", "localhost"] {
-        grants.push_str(&format!(
-            "GRANT SELECT, UPDATE ON {db}.invoices TO '{write}'@'{host}';
+             CREATE USER '{write}'@'{host}' IDENTIFIED BY 'write_pw';
+             GRANT SELECT, UPDATE ON {db}.invoices TO '{write}'@'{host}';
              GRANT SELECT, UPDATE ON {db}.orders TO '{write}'@'{host}';"
         ));
         if receipts {
-            grants.push_str(&format!(
+            setup.push_str(&format!(
                 "GRANT SELECT, INSERT, UPDATE ON {db}.synapsor_writeback_receipts TO '{write}'@'{host}';"
             ));
         }
     }
-    sqlx::raw_sql(AssertSqlSafe(grants)).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    Server::Mysql.exec(&db_admin, &setup).await;
     Some(Db {
         engine: Engine::Mysql,
         schema: db.clone(),
@@ -197,22 +170,8 @@ impl Db {
     /// Runs statements as the admin.
     pub async fn exec(&self, sql: &str) {
         match self.engine {
-            Engine::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-                sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-            }
-            Engine::Mysql => {
-                let mut c = sqlx::MySqlConnection::connect(&self.admin_url).await.unwrap();
-                sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-            }
+            Engine::Postgres => Server::Postgres.exec(&self.admin_url, sql).await,
+            Engine::Mysql => Server::Mysql.exec(&self.admin_url, sql).await,
             Engine::Sqlite => {
                 let path = self.admin_url.trim_start_matches("sqlite://");
                 rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap();
@@ -223,24 +182,8 @@ impl Db {
     /// One integer (or NULL as -1) from a query run as the admin.
     pub async fn int(&self, sql: &str) -> i64 {
         match self.engine {
-            Engine::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-                let v: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::int8")))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-                v.unwrap_or(-1)
-            }
-            Engine::Mysql => {
-                let mut c = sqlx::MySqlConnection::connect(&self.admin_url).await.unwrap();
-                let v: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT CAST(({sql}) AS SIGNED)")))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-                v.unwrap_or(-1)
-            }
+            Engine::Postgres => Server::Postgres.int(&self.admin_url, sql).await,
+            Engine::Mysql => Server::Mysql.int(&self.admin_url, sql).await,
             Engine::Sqlite => {
                 let path = self.admin_url.trim_start_matches("sqlite://");
                 let v: Option<i64> = rusqlite::Connection::open(path)
