@@ -45,8 +45,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::guards::{self, truncate};
 use crate::receipt::{HandlerCode, Receipt, ReceiptStatus, WritebackCode};
-use crate::url::redact_text;
 use crate::{ApplyRequest, BoxFuture, EnvLookup, Executor};
+use synapsor_source::redact;
 
 type HandlerStatus = synapsor_handler::ReceiptStatus;
 
@@ -359,7 +359,7 @@ fn check_receipt(r: &HandlerReceipt, dry_run: bool) -> Result<(), String> {
 /// credentials, at most [`MAX_HANDLER_MESSAGE_CHARS`] characters.
 fn safe_message(m: &str) -> String {
     let one_line: String = m.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let short = truncate(&redact_text(&one_line), MAX_HANDLER_MESSAGE_CHARS);
+    let short = truncate(&redact(&one_line), MAX_HANDLER_MESSAGE_CHARS);
     // The ledger refuses to store credential-looking text; a handler's words must never block
     // the record of what it did.
     if is_secret_value(&short) {
@@ -1023,7 +1023,7 @@ impl CommandHandlerExecutor {
         };
         let stderr_text = String::from_utf8_lossy(&stderr);
         if !stderr_text.trim().is_empty() {
-            let mut shown = truncate(&redact_text(&stderr_text), 500);
+            let mut shown = truncate(&redact(&stderr_text), 500);
             if is_secret_value(&shown) {
                 shown = "[withheld: it looked like a credential]".to_owned();
             }

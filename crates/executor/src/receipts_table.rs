@@ -10,7 +10,7 @@ use synapsor_core::ident::{Dialect, SafeIdent};
 
 use crate::error::ExecutorError;
 use crate::sql::{self, DbFail, FailKind, RECEIPTS_TABLE, WriterSettings};
-use crate::url::redact_text;
+use synapsor_source::redact;
 
 fn schema_ident(schema: &str) -> Result<SafeIdent, ExecutorError> {
     SafeIdent::new(schema).ok_or_else(|| ExecutorError::UnsafeIdentifier {
@@ -166,7 +166,7 @@ pub struct ReceiptsCheck {
 }
 
 fn log_fail(what: &str, f: &DbFail) {
-    tracing::warn!(kind = ?f.kind, error = %redact_text(&f.detail), "{what} failed");
+    tracing::warn!(kind = ?f.kind, error = %redact(&f.detail), "{what} failed");
 }
 
 fn setup_error(what: &str, f: DbFail) -> ExecutorError {

@@ -1,4 +1,5 @@
 //! Connection URLs: the user name they carry, and a redacted form that is safe to print.
+//! (Log lines that may quote a URL go through `synapsor_source::redact`.)
 
 /// `scheme://***@host:port/db` with the user info replaced and the query dropped (query
 /// parameters can carry passwords). Paths of SQLite URLs are kept; anything unparsable becomes
@@ -20,21 +21,6 @@ pub fn redact_url(url: &str) -> String {
         None => authority.to_owned(),
     };
     format!("{scheme}://{host}{path}")
-}
-
-/// Replaces anything URL-shaped with credentials in a log line (driver messages can quote the
-/// connection string).
-pub fn redact_text(s: &str) -> String {
-    s.split_whitespace()
-        .map(|w| {
-            if w.contains("://") && w.contains('@') {
-                "[redacted-url]"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The (percent-decoded) user name of a `scheme://user[:password]@host/...` URL.
@@ -80,10 +66,6 @@ mod tests {
         assert_eq!(redact_url("mysql://db:3306/app"), "mysql://db:3306/app");
         assert_eq!(redact_url("sqlite:///tmp/x.db?mode=rw"), "sqlite:///tmp/x.db");
         assert_eq!(redact_url("garbage with spaces"), "[redacted]");
-        assert_eq!(
-            redact_text("error connecting to postgres://u:pw@h/db: refused"),
-            "error connecting to [redacted-url] refused"
-        );
     }
 
     #[test]

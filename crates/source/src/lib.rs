@@ -13,6 +13,7 @@
 //! details go to the log.
 
 mod mysql;
+pub mod pg_catalog;
 mod pool;
 mod postgres;
 mod sqlite;
@@ -167,7 +168,8 @@ pub(crate) fn map_sqlx_error(source: &str, err: &sqlx::Error) -> ToolError {
     ToolError::new(code, format!("source {source}: {what}"))
 }
 
-/// Removes anything URL-shaped with credentials from a log line.
+/// Removes anything URL-shaped with credentials from a log line (driver and handler messages
+/// can quote a connection string). Used by the executor too.
 pub fn redact(s: &str) -> String {
     s.split_whitespace()
         .map(|w| {

@@ -12,6 +12,7 @@ use synapsor_core::config::{Engine, SslMode};
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
+use crate::pg_catalog;
 use crate::pool::ConnPool;
 use crate::{BoxFuture, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
 
@@ -73,25 +74,14 @@ impl PgSource {
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(p);
         }
-        let types: Vec<(String, String)> = self
+        let types = self
             .pool
             .run(|mut conn| async move {
-                let rows = sqlx::query_as(
-                    "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
-                     FROM pg_catalog.pg_attribute a \
-                     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                )
-                .bind(spec.schema.as_str())
-                .bind(spec.table.as_str())
-                .fetch_all(&mut conn)
-                .await;
-                (conn, rows)
+                let types = pg_catalog::column_types(&mut conn, spec.schema.as_str(), spec.table.as_str()).await;
+                (conn, types)
             })
             .await
             .map_err(|e| map_sqlx_error(&self.name, &e))?;
-        let types: HashMap<String, String> = types.into_iter().collect();
         if types.is_empty() {
             return Err(self.mismatch(format!(
                 "table {}.{} does not exist or is not visible to the read role",
@@ -108,13 +98,8 @@ impl PgSource {
         }
         let param = |n: usize, col: &str| -> Result<String, ToolError> {
             let ty = &types[col];
-            if is_text_type(ty) {
-                Ok(format!("${n}"))
-            } else if is_safe_type_name(ty) {
-                Ok(format!("CAST(${n} AS {ty})"))
-            } else {
-                Err(self.mismatch(format!("column {col} has a type this runner cannot bind: {ty}")))
-            }
+            pg_catalog::param(n, ty)
+                .ok_or_else(|| self.mismatch(format!("column {col} has a type this runner cannot bind: {ty}")))
         };
         let cols: Vec<String> = spec.columns.iter().map(|c| c.quoted(Dialect::Ansi)).collect();
         let mut sql = format!(
@@ -144,21 +129,6 @@ impl PgSource {
         tracing::warn!(source = %self.name, "{what}");
         ToolError::new(ToolCode::SourceSchemaMismatch, format!("source {}: {what}", self.name))
     }
-}
-
-fn is_text_type(ty: &str) -> bool {
-    ty == "text" || ty.starts_with("character varying") || ty.starts_with("character(") || ty == "character"
-}
-
-/// Type names come from the catalog, not from a model; this is a second line of defence before
-/// one is written into a CAST.
-fn is_safe_type_name(ty: &str) -> bool {
-    !ty.is_empty()
-        && ty.len() <= 128
-        && ty
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '(' | ')' | ',' | '.' | '[' | ']' | '"'))
-        && !ty.contains("--")
 }
 
 impl SourceDb for PgSource {
@@ -198,19 +168,5 @@ impl SourceDb for PgSource {
                 .map_err(|e| map_sqlx_error(&self.name, &e))?;
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type_names() {
-        assert!(is_text_type("character varying(64)"));
-        assert!(!is_text_type("bigint"));
-        assert!(is_safe_type_name("timestamp with time zone"));
-        assert!(is_safe_type_name("numeric(12,2)"));
-        assert!(!is_safe_type_name("int); DROP TABLE x; --"));
     }
 }

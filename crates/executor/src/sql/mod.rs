@@ -29,8 +29,8 @@ use synapsor_core::config::{Engine, Source, SslMode};
 
 use crate::guards::{self, Plan, Refusal, VersionGuard};
 use crate::receipt::{Receipt, ReceiptStatus, WritebackCode};
-use crate::url::redact_text;
 use crate::{ApplyRequest, BoxFuture, Executor};
+use synapsor_source::redact;
 
 /// Name of the receipts table, created once by an admin in each target schema (database).
 pub const RECEIPTS_TABLE: &str = "synapsor_writeback_receipts";
@@ -242,7 +242,7 @@ pub(crate) fn db_failure(job: Job, step: Step, fail: DbFail) -> Receipt {
         proposal = %job.change_set.proposal_id,
         step = ?step,
         kind = ?fail.kind,
-        error = %redact_text(&fail.detail),
+        error = %redact(&fail.detail),
         "writeback database call failed"
     );
     let schema = job.plan.schema.as_str().to_owned();
@@ -325,7 +325,7 @@ async fn rollback<T: WriteTxn>(tx: T, job: &Job) {
         tracing::warn!(
             source = %job.source_name,
             kind = ?e.kind,
-            error = %redact_text(&e.detail),
+            error = %redact(&e.detail),
             "writeback rollback failed (the connection is dropped, which also rolls back)"
         );
     }

@@ -4,7 +4,6 @@
 //! Values are bound as text and CAST to the column's catalog type, as reads do, so a key or a
 //! patch value compares and stores exactly as the column's own type.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 
 use serde_json::{Map, Value};
@@ -12,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Transaction};
 use synapsor_core::config::SslMode;
 use synapsor_core::ident::{Dialect, SafeIdent};
+use synapsor_source::pg_catalog;
 
 use super::{
     Bind, Claim, DbFail, FailKind, Job, RECEIPTS_TABLE, Step, WriteTxn, WriterSettings, classify_sqlx, db_failure,
@@ -92,39 +92,10 @@ struct Statements {
     has_version: bool,
 }
 
-fn is_text_type(ty: &str) -> bool {
-    ty == "text" || ty.starts_with("character varying") || ty.starts_with("character(") || ty == "character"
-}
-
-/// Catalog type names, checked before one is written into a CAST (they come from the catalog,
-/// not from a model; this is a second line of defence).
-fn is_safe_type_name(ty: &str) -> bool {
-    !ty.is_empty()
-        && ty.len() <= 128
-        && ty
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '(' | ')' | ',' | '.' | '[' | ']' | '"'))
-        && !ty.contains("--")
-}
-
-async fn column_types(conn: &mut PgConnection, plan: &Plan) -> Result<HashMap<String, String>, DbFail> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
-         FROM pg_catalog.pg_attribute a \
-         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-    )
-    .bind(plan.schema.as_str())
-    .bind(plan.table.as_str())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| classify_sqlx(&e))?;
-    Ok(rows.into_iter().collect())
-}
-
 async fn prepare(conn: &mut PgConnection, plan: &Plan) -> Result<Statements, DbFail> {
-    let types = column_types(conn, plan).await?;
+    let types = pg_catalog::column_types(conn, plan.schema.as_str(), plan.table.as_str())
+        .await
+        .map_err(|e| classify_sqlx(&e))?;
     if types.is_empty() {
         return Err(DbFail::new(FailKind::MissingObject, "target table not visible"));
     }
@@ -132,16 +103,8 @@ async fn prepare(conn: &mut PgConnection, plan: &Plan) -> Result<Statements, DbF
         let ty = types
             .get(col.as_str())
             .ok_or_else(|| DbFail::new(FailKind::MissingObject, format!("column {col} does not exist")))?;
-        if is_text_type(ty) {
-            Ok(format!("${n}"))
-        } else if is_safe_type_name(ty) {
-            Ok(format!("CAST(${n} AS {ty})"))
-        } else {
-            Err(DbFail::new(
-                FailKind::Other,
-                format!("column {col} has an unbindable type"),
-            ))
-        }
+        pg_catalog::param(n, ty)
+            .ok_or_else(|| DbFail::new(FailKind::Other, format!("column {col} has an unbindable type")))
     };
     let q = |i: &SafeIdent| i.quoted(Dialect::Ansi);
     for c in &plan.read_columns {
@@ -288,18 +251,5 @@ impl WriteTxn for PgTxn<'_> {
             self.tx.rollback().await
         };
         r.map_err(|e| classify_sqlx(&e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type_names() {
-        assert!(is_text_type("character varying(64)"));
-        assert!(!is_text_type("bigint"));
-        assert!(is_safe_type_name("timestamp with time zone"));
-        assert!(!is_safe_type_name("int); DROP TABLE x; --"));
     }
 }
