@@ -210,8 +210,9 @@ async fn streamable_http_contract_against_postgres() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     drop(client);
 
-    // Another tenant's HTTP server on the same store cannot read the proposal.
-    let server = fx.http_server("globex", &[]).await;
+    // Another tenant's HTTP server on the same store cannot read the proposal. (`localhost` is
+    // accepted for --host and binds 127.0.0.1.)
+    let server = fx.http_server("globex", &["--host", "localhost"]).await;
     let client = http_client(&server.url(), TOKEN).await.unwrap();
     let theirs = assert_resource_not_found(
         read_resource(&client, &format!("synapsor://proposals/{id}")).await,

@@ -91,7 +91,9 @@ pub enum ProposalStoreArg {
 /// Streamable HTTP options.
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to bind: an IP address, or `localhost` for 127.0.0.1. Anything but loopback also
+    /// needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1", value_parser = parse_bind_host)]
     pub host: IpAddr,
     #[arg(long, default_value_t = 8766)]
     pub port: u16,
@@ -116,6 +118,18 @@ pub struct HttpArgs {
     /// Close a session after this many idle seconds.
     #[arg(long, default_value_t = 300)]
     pub session_idle_secs: u64,
+}
+
+/// `--host`: an IP address, or `localhost`. Other names are refused rather than resolved: what a
+/// name resolves to can change, and the loopback check must hold for the address bound.
+fn parse_bind_host(s: &str) -> Result<IpAddr, String> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("`{s}` is not an IP address or `localhost` (host names are not resolved)"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -688,5 +702,25 @@ pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
             serve_http(runtime, &args.serve_args, opts, &store).await
         }
         _ => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_hosts() {
+        let ok = |s: &str| parse_bind_host(s).map(|ip| ip.to_string());
+        assert_eq!(ok("localhost").as_deref(), Ok("127.0.0.1"));
+        assert_eq!(ok("LOCALHOST").as_deref(), Ok("127.0.0.1"));
+        assert_eq!(ok("127.0.0.1").as_deref(), Ok("127.0.0.1"));
+        assert_eq!(ok("0.0.0.0").as_deref(), Ok("0.0.0.0"));
+        assert_eq!(ok("::1").as_deref(), Ok("::1"));
+        assert_eq!(ok("[::1]").as_deref(), Ok("::1"));
+        for bad in ["example.com", "", "127.0.0.1:8766", "local host"] {
+            let err = parse_bind_host(bad).expect_err(bad);
+            assert!(err.contains("not an IP address or `localhost`"), "{bad}: {err}");
+        }
     }
 }
