@@ -24,6 +24,14 @@ pub const SERVER_KEY: &str = "synapsor";
 /// What `start_server.env` holds instead of a token.
 pub const TOKEN_PLACEHOLDER: &str = "<set-a-random-token>";
 
+/// An environment variable the server process needs (MCP clients such as Claude Desktop start
+/// it without the user's shell environment), and the placeholder the snippet holds for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEnv {
+    pub name: String,
+    pub placeholder: String,
+}
+
 /// The MCP client a snippet is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientKind {
@@ -141,6 +149,8 @@ pub enum ClientConfigError {
     TransportUnsupported { client: ClientKind },
     #[error("--auth-token-env must be the NAME of an environment variable (A-Z, 0-9, _), not a token")]
     InvalidTokenEnvName,
+    #[error("the config names an environment variable for the server that is not a valid name (A-Z, 0-9, _)")]
+    InvalidServerEnvName,
     #[error("--host must be a host name or an IP address")]
     InvalidHost,
     #[error("port must not be 0")]
@@ -159,6 +169,7 @@ impl ClientConfigError {
             ClientConfigError::UnknownTransport => "MCP_TRANSPORT_UNKNOWN",
             ClientConfigError::TransportUnsupported { .. } => "MCP_CLIENT_TRANSPORT_UNSUPPORTED",
             ClientConfigError::InvalidTokenEnvName => "HTTP_AUTH_TOKEN_ENV_INVALID",
+            ClientConfigError::InvalidServerEnvName => "MCP_CLIENT_CONFIG_ENV_INVALID",
             ClientConfigError::InvalidHost => "HTTP_HOST_INVALID",
             ClientConfigError::InvalidPort => "HTTP_PORT_INVALID",
             ClientConfigError::Empty { .. } => "MCP_CLIENT_CONFIG_VALUE_EMPTY",
@@ -191,6 +202,9 @@ pub struct ClientConfigOptions {
     /// Canonical names of the capabilities the runner lists (mapped to exposed names with the
     /// alias mode for `tool_names`).
     pub tool_names: Vec<String>,
+    /// Environment the server needs (read URLs, trusted tenant and principal): an `env` block of
+    /// placeholders in stdio snippets and in `start_server`.
+    pub server_env: Vec<ServerEnv>,
 }
 
 impl ClientConfigOptions {
@@ -207,6 +221,7 @@ impl ClientConfigOptions {
             alias_mode: None,
             include_instructions: false,
             tool_names: Vec::new(),
+            server_env: Vec::new(),
         }
     }
 
@@ -252,6 +267,9 @@ impl ClientConfigOptions {
             if value.contains("://") {
                 return Err(ClientConfigError::LooksLikeUrl { field });
             }
+        }
+        if self.server_env.iter().any(|e| !is_env_name(&e.name)) {
+            return Err(ClientConfigError::InvalidServerEnvName);
         }
         if self.transport() == Transport::StreamableHttp {
             if !is_env_name(&self.auth_token_env) {
@@ -329,6 +347,27 @@ fn server_args_unchecked(opts: &ClientConfigOptions) -> Vec<String> {
     args
 }
 
+/// The `env` block of placeholders for [`ClientConfigOptions::server_env`], plus `extra`.
+fn env_block(opts: &ClientConfigOptions, extra: Option<(&str, &str)>) -> serde_json::Map<String, Value> {
+    opts.server_env
+        .iter()
+        .map(|e| (e.name.as_str(), e.placeholder.as_str()))
+        .chain(extra)
+        .map(|(k, v)| (k.to_owned(), Value::from(v)))
+        .collect()
+}
+
+/// A stdio server entry, with `env` when the server needs any.
+fn stdio_entry(opts: &ClientConfigOptions, mut entry: Value) -> Value {
+    let env = env_block(opts, None);
+    if !env.is_empty()
+        && let Value::Object(map) = &mut entry
+    {
+        map.insert("env".into(), Value::Object(env));
+    }
+    entry
+}
+
 /// `Authorization` header value that the client expands from its environment.
 fn env_bearer(env: &str) -> String {
     format!("Bearer ${{env:{env}}}")
@@ -343,7 +382,7 @@ pub fn client_config(opts: &ClientConfigOptions) -> Result<Value, ClientConfigEr
     let mut out = match (opts.client, transport) {
         (ClientKind::OpenaiAgents, _) => openai_agents(opts, &args),
         (ClientKind::ClaudeDesktop | ClientKind::Cursor | ClientKind::Generic, Transport::Stdio) => json!({
-            "mcpServers": {SERVER_KEY: {"command": opts.command, "args": args}}
+            "mcpServers": {SERVER_KEY: stdio_entry(opts, json!({"command": opts.command, "args": args}))}
         }),
         (ClientKind::Cursor, Transport::StreamableHttp) => json!({
             "mcpServers": {SERVER_KEY: {
@@ -359,7 +398,7 @@ pub fn client_config(opts: &ClientConfigOptions) -> Result<Value, ClientConfigEr
             }}
         }),
         (ClientKind::Vscode, Transport::Stdio) => json!({
-            "servers": {SERVER_KEY: {"type": "stdio", "command": opts.command, "args": args}}
+            "servers": {SERVER_KEY: stdio_entry(opts, json!({"type": "stdio", "command": opts.command, "args": args}))}
         }),
         (ClientKind::Vscode, Transport::StreamableHttp) => json!({
             "servers": {SERVER_KEY: {
@@ -453,7 +492,7 @@ asyncio.run(main())
                 "start_server": {
                     "command": opts.command,
                     "args": args,
-                    "env": {env: TOKEN_PLACEHOLDER},
+                    "env": env_block(opts, Some((env.as_str(), TOKEN_PLACEHOLDER))),
                 },
                 "openai_agents_sdk": {
                     "package": "openai-agents",
@@ -466,9 +505,22 @@ asyncio.run(main())
             })
         }
         Transport::Stdio => {
+            // The SDK starts the server with a minimal environment: pass on what it reads.
+            let env_names: Vec<&str> = opts.server_env.iter().map(|e| e.name.as_str()).collect();
+            let (import_os, env_param) = if env_names.is_empty() {
+                ("", String::new())
+            } else {
+                (
+                    "import os\n",
+                    format!(
+                        "\n            \"env\": {{name: os.environ[name] for name in {}}},",
+                        Value::from(env_names.clone())
+                    ),
+                )
+            };
             let python = format!(
                 r#"import asyncio
-
+{import_os}
 from agents import Agent, Runner
 from agents.mcp import MCPServerStdio
 
@@ -476,7 +528,10 @@ from agents.mcp import MCPServerStdio
 async def main() -> None:
     async with MCPServerStdio(
         name="synapsor",
-        params={{"command": {command}, "args": {args}}},
+        params={{
+            "command": {command},
+            "args": {args},{env_param}
+        }},
         cache_tools_list=True,
     ) as synapsor:
         agent = Agent(
@@ -501,6 +556,7 @@ asyncio.run(main())
                     "package": "openai-agents",
                     "command": opts.command,
                     "args": args,
+                    "env_from_environment": env_names,
                     "python": python,
                 },
                 "tool_names": tool_names,

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 use synapsor_core::tools::AliasMode;
 use synapsor_runner::client_config::{
-    ClientConfigOptions, ClientKind, TOKEN_PLACEHOLDER, Transport, agent_instructions, client_config, server_args,
+    ClientConfigOptions, ClientKind, ServerEnv, TOKEN_PLACEHOLDER, Transport, agent_instructions, client_config,
+    server_args,
 };
 
 const CONFIG: &str = "/srv/app/synapsor.runner.json";
@@ -238,6 +239,76 @@ fn openai_agents_stdio() {
     assert!(
         py.contains(r#""args": ["mcp","serve","--config","/srv/app/synapsor.runner.json","--alias-mode","openai"]"#)
     );
+}
+
+fn with_server_env(client: ClientKind) -> ClientConfigOptions {
+    let mut o = opts(client);
+    o.server_env = [
+        ("BILLING_READ_URL", "<read-only database URL of source main>"),
+        ("SYNAPSOR_TENANT_ID", "<tenant the agent works for>"),
+    ]
+    .map(|(name, placeholder)| ServerEnv {
+        name: name.into(),
+        placeholder: placeholder.into(),
+    })
+    .to_vec();
+    o
+}
+
+/// Clients start stdio servers without the user's shell environment: the snippet names what the
+/// server reads, with placeholders.
+#[test]
+fn stdio_snippets_carry_the_server_env_as_placeholders() {
+    let env = json!({
+        "BILLING_READ_URL": "<read-only database URL of source main>",
+        "SYNAPSOR_TENANT_ID": "<tenant the agent works for>"
+    });
+    for (client, key) in [
+        (ClientKind::ClaudeDesktop, "mcpServers"),
+        (ClientKind::Cursor, "mcpServers"),
+        (ClientKind::Generic, "mcpServers"),
+        (ClientKind::Vscode, "servers"),
+    ] {
+        let v = client_config(&with_server_env(client)).unwrap();
+        assert_eq!(v[key]["synapsor"]["env"], env, "{client}");
+    }
+    // A client that connects over HTTP starts nothing: no env block.
+    let mut o = with_server_env(ClientKind::Cursor);
+    o.transport = Some(Transport::StreamableHttp);
+    assert!(
+        client_config(&o).unwrap()["mcpServers"]["synapsor"]
+            .get("env")
+            .is_none()
+    );
+
+    // OpenAI Agents over HTTP: the server the user starts needs them, and the token.
+    let v = client_config(&with_server_env(ClientKind::OpenaiAgents)).unwrap();
+    let mut with_token = env.clone();
+    with_token["SYNAPSOR_RUNNER_HTTP_TOKEN"] = json!(TOKEN_PLACEHOLDER);
+    assert_eq!(v["start_server"]["env"], with_token);
+    // Over stdio the SDK starts the server with a minimal environment: the Python passes them on.
+    let mut o = with_server_env(ClientKind::OpenaiAgents);
+    o.transport = Some(Transport::Stdio);
+    let v = client_config(&o).unwrap();
+    assert_eq!(
+        v["openai_agents_sdk"]["env_from_environment"],
+        json!(["BILLING_READ_URL", "SYNAPSOR_TENANT_ID"])
+    );
+    let py = v["openai_agents_sdk"]["python"].as_str().unwrap();
+    assert!(py.contains("import os\n"), "{py}");
+    assert!(
+        py.contains(r#""env": {name: os.environ[name] for name in ["BILLING_READ_URL","SYNAPSOR_TENANT_ID"]},"#),
+        "{py}"
+    );
+}
+
+#[test]
+fn server_env_names_must_be_env_names() {
+    let mut o = with_server_env(ClientKind::ClaudeDesktop);
+    o.server_env[0].name = "postgres://app:hunter2@db/billing".into();
+    let err = client_config(&o).unwrap_err();
+    assert_eq!(err.code(), "MCP_CLIENT_CONFIG_ENV_INVALID");
+    assert!(!err.to_string().contains("hunter2"));
 }
 
 #[test]

@@ -338,10 +338,30 @@ async fn client_config_snippets_start_a_working_server() {
         if client == "vscode" {
             assert_eq!(server["type"], "stdio");
         }
-        // Start it as the client would (the binary in place of the PATH name).
+        // The env block names what the server reads, with placeholders, never values.
+        let env_block = server["env"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{client}: no env block: {v}"));
+        let names: Vec<&str> = env_block.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["TEST_READ_URL", "SYNAPSOR_TENANT_ID", "SYNAPSOR_PRINCIPAL"],
+            "{client}"
+        );
+        assert!(
+            env_block
+                .values()
+                .all(|p| p.as_str().is_some_and(|p| p.starts_with('<'))),
+            "{client}: {v}"
+        );
+        // Start it as the client would: the binary in place of the PATH name, and an
+        // environment of only what the env block names (Claude Desktop does not pass the shell's).
+        let values: std::collections::HashMap<String, String> = fx.env("acme").into_iter().collect();
         let mut cmd = tokio::process::Command::new(bin_path());
-        cmd.args(&args).envs(fx.env("acme")).current_dir("/");
-        cmd.env_remove("SYNAPSOR_MCP_CONFIG").env_remove("SYNAPSOR_LOCAL_STORE");
+        cmd.args(&args).current_dir("/").env_clear();
+        for name in names {
+            cmd.env(name, &values[name]);
+        }
         let mcp = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
         let tools = mcp.list_all_tools().await.unwrap();
         assert_tools(&serde_json::to_value(&tools).unwrap(), client);
@@ -377,26 +397,39 @@ async fn client_config_snippets_start_a_working_server() {
     let url = v["openai_agents_sdk"]["url"].as_str().unwrap();
     assert_eq!(url, format!("http://127.0.0.1:{port}/mcp"));
     let start = &v["start_server"];
-    let token_env = start["env"].as_object().unwrap().keys().next().unwrap().clone();
     let args: Vec<String> = start["args"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
+    let token_env = args[args.iter().position(|a| a == "--auth-token-env").unwrap() + 1].clone();
+    let start_env: Vec<&str> = start["env"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        start_env,
+        [
+            "TEST_READ_URL",
+            "SYNAPSOR_TENANT_ID",
+            "SYNAPSOR_PRINCIPAL",
+            token_env.as_str()
+        ],
+        "{v}"
+    );
     let python = v["openai_agents_sdk"]["python"].as_str().unwrap();
     assert!(
         python.contains("MCPServerStreamableHttp") && python.contains(url),
         "{python}"
     );
 
+    // Only what start_server.env names.
+    let mut values: std::collections::HashMap<String, String> = fx.env("acme").into_iter().collect();
+    values.insert(token_env.clone(), TOKEN.to_owned());
     let mut cmd = tokio::process::Command::new(bin_path());
-    cmd.args(&args)
-        .envs(fx.env("acme"))
-        .env(&token_env, TOKEN)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    cmd.args(&args).env_clear();
+    for name in &start_env {
+        cmd.env(name, &values[*name]);
+    }
+    cmd.current_dir("/").stdin(Stdio::null()).kill_on_drop(true);
     let mut server = HttpServer::spawn(cmd, port.parse().unwrap()).await;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(TOKEN),

@@ -55,6 +55,18 @@ pub const DEFAULT_TENANT_ENV: &str = "SYNAPSOR_TENANT_ID";
 /// The environment variable holding the principal when a context does not name one.
 pub const DEFAULT_PRINCIPAL_ENV: &str = "SYNAPSOR_PRINCIPAL";
 
+/// The environment variables a context reads the tenant and principal from, in that order
+/// (none for `static_dev`, whose values are in the config, and for unsupported providers).
+pub fn context_env_names(ctx: &config::TrustedContext) -> Vec<&str> {
+    match ctx.provider {
+        ContextProvider::Environment => vec![
+            ctx.values.tenant_id_env.as_deref().unwrap_or(DEFAULT_TENANT_ENV),
+            ctx.values.principal_env.as_deref().unwrap_or(DEFAULT_PRINCIPAL_ENV),
+        ],
+        ContextProvider::StaticDev | ContextProvider::HttpClaims | ContextProvider::CloudSession => vec![],
+    }
+}
+
 /// Resolves a configured context against the runner's environment (`env` looks a name up).
 pub fn resolve_context(
     ctx: &config::TrustedContext,
@@ -599,6 +611,20 @@ mod tests {
             resolve_context(&c.context, &empty).unwrap_err().code,
             ToolCode::TrustedBindingMissing
         );
+    }
+
+    #[test]
+    fn context_env_names_follow_the_config() {
+        let mut c = cap();
+        assert_eq!(
+            context_env_names(&c.context),
+            ["SYNAPSOR_TENANT_ID", "SYNAPSOR_PRINCIPAL"]
+        );
+        c.context.values.tenant_id_env = Some("APP_TENANT".into());
+        c.context.values.principal_env = Some("APP_AGENT".into());
+        assert_eq!(context_env_names(&c.context), ["APP_TENANT", "APP_AGENT"]);
+        c.context.provider = config::ContextProvider::StaticDev;
+        assert!(context_env_names(&c.context).is_empty());
     }
 
     proptest! {

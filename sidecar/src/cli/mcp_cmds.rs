@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
 use super::commands::{CliError, load_config, store_path};
-use crate::client_config::{ClientConfigOptions, ClientKind, Transport, client_config};
+use crate::client_config::{ClientConfigOptions, ClientKind, ServerEnv, Transport, client_config};
 use crate::context::{Clock, ProcessEnv, RandomIds, SystemClock};
 use crate::kube_store::{KubeProposals, ProposalPublisher};
 use crate::mcp::McpServer;
@@ -305,6 +305,37 @@ fn exposed(cfg: &RunnerConfig) -> Result<Vec<Capability>, CliError> {
         .collect())
 }
 
+/// The environment an MCP server for `caps` reads: each source's read URL, then the trusted
+/// tenant and principal. Names only, with placeholders: clients like Claude Desktop start the
+/// server without the user's shell environment, so the snippet has to carry these.
+fn server_env(cfg: &RunnerConfig, caps: &[Capability]) -> Vec<ServerEnv> {
+    let mut out: Vec<ServerEnv> = Vec::new();
+    let mut add = |name: &str, placeholder: String| {
+        if !out.iter().any(|e| e.name == name) {
+            out.push(ServerEnv {
+                name: name.to_owned(),
+                placeholder,
+            });
+        }
+    };
+    for cap in caps {
+        if let Some(source) = cfg.sources.get(&cap.source) {
+            add(
+                &source.read_url_env,
+                format!("<read-only database URL of source {}>", cap.source),
+            );
+        }
+    }
+    for cap in caps {
+        let names = capability::context_env_names(&cap.context);
+        if let [tenant, principal] = names.as_slice() {
+            add(tenant, "<tenant the agent works for>".to_owned());
+            add(principal, "<who the agent acts as, e.g. support.agent>".to_owned());
+        }
+    }
+    out
+}
+
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -457,10 +488,15 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
                     p.display().to_string()
                 }
             };
-            // Canonical names of the exposed capabilities, when the config is readable.
-            let tool_names = match load_config(&global.config) {
-                Ok((cfg, _)) => exposed(&cfg)?.into_iter().map(|c| c.name).collect(),
-                Err(_) => vec![],
+            // Canonical names of the exposed capabilities and the environment they need, when
+            // the config is readable.
+            let (tool_names, server_env) = match load_config(&global.config) {
+                Ok((cfg, _)) => {
+                    let caps = exposed(&cfg)?;
+                    let env = server_env(&cfg, &caps);
+                    (caps.into_iter().map(|c| c.name).collect(), env)
+                }
+                Err(_) => (vec![], vec![]),
             };
             let mut opts = ClientConfigOptions::new(client, abs(global.config.clone()));
             opts.store_path = global.store.clone().map(abs);
@@ -471,6 +507,7 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             opts.alias_mode = alias_mode.map(Into::into);
             opts.include_instructions = include_instructions;
             opts.tool_names = tool_names;
+            opts.server_env = server_env;
             let value = client_config(&opts).map_err(|e| CliError::new(e.code(), e.to_string()))?;
             outln!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             Ok(0)
