@@ -541,16 +541,9 @@ impl Reconciler<'_> {
         self.ctx
             .ledger
             .with_store(move |s| {
-                // Failed attempts are numbered so a later apply can still record its receipt.
-                let key = if receipt.status == ReceiptStatus::Failed {
-                    let n = s.receipts_for(&id)?.iter().filter(|r| r.status == "failed").count() + 1;
-                    format!("{}#failed-{n}", receipt.idempotency_key)
-                } else {
-                    receipt.idempotency_key.clone()
-                };
-                s.record_receipt(&ReceiptRecord {
+                s.record_attempt_receipt(&ReceiptRecord {
                     proposal_id: id,
-                    idempotency_key: key,
+                    idempotency_key: receipt.idempotency_key.clone(),
                     status: receipt.status.as_str().to_owned(),
                     rows_affected: receipt.rows_affected,
                     safe_error_code: receipt.safe_error_code.clone(),

@@ -713,6 +713,18 @@ impl LedgerStore {
     /// was new. A new receipt appends a `writeback_<status>` event. Does not change the state:
     /// the applier moves the state with [`transition`](Self::transition).
     pub fn record_receipt(&mut self, receipt: &ReceiptRecord) -> Result<bool> {
+        self.insert_receipt(receipt, false)
+    }
+
+    /// Records the receipt of one apply attempt, as [`record_receipt`](Self::record_receipt), except
+    /// that a `failed` attempt is stored under `<idempotency_key>#failed-<n>` (n = the proposal's
+    /// failed receipts so far + 1, counted in the same transaction): every failure is kept, and a
+    /// retry with the same key that applies still records its own receipt.
+    pub fn record_attempt_receipt(&mut self, receipt: &ReceiptRecord) -> Result<bool> {
+        self.insert_receipt(receipt, true)
+    }
+
+    fn insert_receipt(&mut self, receipt: &ReceiptRecord, number_failures: bool) -> Result<bool> {
         check_ts("created_at", &receipt.created_at)?;
         non_empty("idempotency_key", &receipt.idempotency_key)?;
         if !RECEIPT_STATUSES.contains(&receipt.status.as_str()) {
@@ -726,6 +738,16 @@ impl LedgerStore {
             .map_err(|_| LedgerError::InvalidInput("the receipt could not be encoded".into()))?;
         let tx = self.immediate()?;
         require_proposal(&tx, &receipt.proposal_id)?;
+        let key = if number_failures && receipt.status == "failed" {
+            let failed: i64 = tx.query_row(
+                "SELECT count(*) FROM receipts WHERE proposal_id = ?1 AND status = 'failed'",
+                [&receipt.proposal_id],
+                |r| r.get(0),
+            )?;
+            format!("{}#failed-{}", receipt.idempotency_key, failed + 1)
+        } else {
+            receipt.idempotency_key.clone()
+        };
         let inserted = tx.execute(
             "INSERT INTO receipts (proposal_id, idempotency_key, status, rows_affected, safe_error_code,
                  receipt_json, created_at)
@@ -733,7 +755,7 @@ impl LedgerStore {
              ON CONFLICT (proposal_id, idempotency_key) DO NOTHING",
             params![
                 receipt.proposal_id,
-                receipt.idempotency_key,
+                key,
                 receipt.status,
                 receipt.rows_affected,
                 receipt.safe_error_code,
@@ -748,7 +770,7 @@ impl LedgerStore {
                 &format!("writeback_{}", receipt.status),
                 "runner",
                 &json!({
-                    "idempotency_key": receipt.idempotency_key,
+                    "idempotency_key": key,
                     "status": receipt.status,
                     "rows_affected": receipt.rows_affected,
                     "safe_error_code": receipt.safe_error_code,

@@ -739,6 +739,35 @@ fn receipts_are_recorded_once_per_idempotency_key() {
 }
 
 #[test]
+fn failed_attempts_are_numbered_and_the_final_outcome_keeps_its_key() {
+    let (_dir, _path, mut store) = temp_store();
+    created(propose(&mut store, &change_set("prop_r", 0), "ev_1", &ts(1)));
+    let attempt = |status: &str, at: i64| ReceiptRecord {
+        proposal_id: "prop_r".into(),
+        idempotency_key: "idem_prop_r".into(),
+        status: status.into(),
+        rows_affected: u32::from(status == "applied"),
+        safe_error_code: (status == "failed").then(|| "SOURCE_UNAVAILABLE".to_owned()),
+        receipt: json!({"status": status}),
+        created_at: ts(at),
+    };
+    assert!(store.record_attempt_receipt(&attempt("failed", 2)).unwrap());
+    assert!(store.record_attempt_receipt(&attempt("failed", 3)).unwrap());
+    assert!(store.record_attempt_receipt(&attempt("applied", 4)).unwrap());
+    // The same outcome reported again (a re-run of `apply` that finds it already done) is not new.
+    assert!(!store.record_attempt_receipt(&attempt("applied", 5)).unwrap());
+    let keys: Vec<String> = store
+        .receipts_for("prop_r")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(keys, ["idem_prop_r#failed-1", "idem_prop_r#failed-2", "idem_prop_r"]);
+    let failed = store.events_after(0, Some("writeback_failed"), 10).unwrap();
+    assert_eq!(failed[1].payload["idempotency_key"], "idem_prop_r#failed-2");
+}
+
+#[test]
 fn events_after_is_ordered_filtered_and_limited() {
     let (_dir, _path, mut store) = temp_store();
     assert_eq!(store.last_event_id().unwrap(), 0);

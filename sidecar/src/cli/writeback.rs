@@ -702,19 +702,10 @@ pub mod guarded {
             )
         };
         let now = SystemClock.now_rfc3339();
-        let existing = store.receipts_for(id).map_err(after_source)?;
-        // One ledger receipt per outcome of the change set's idempotency key; failed attempts are
-        // numbered so a retry that applies can still record its receipt.
-        let ledger_key = if receipt.status == ReceiptStatus::Failed {
-            let n = existing.iter().filter(|r| r.status == "failed").count() + 1;
-            format!("{}#failed-{n}", receipt.idempotency_key)
-        } else {
-            receipt.idempotency_key.clone()
-        };
         store
-            .record_receipt(&ReceiptRecord {
+            .record_attempt_receipt(&ReceiptRecord {
                 proposal_id: id.clone(),
-                idempotency_key: ledger_key,
+                idempotency_key: receipt.idempotency_key.clone(),
                 status: receipt.status.as_str().to_owned(),
                 rows_affected: receipt.rows_affected,
                 safe_error_code: receipt.safe_error_code.clone(),
