@@ -374,6 +374,16 @@ mod tests {
         p
     }
 
+    /// `p` with the annotation `key: "true"` added (a decision request).
+    fn with_annotation(p: &Proposal, key: &str) -> Proposal {
+        let mut p = p.clone();
+        p.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(key.into(), "true".into());
+        p
+    }
+
     fn request(op: &str, user: &str, old: Option<&Proposal>, new: &Proposal) -> AdmissionRequest<Proposal> {
         let review = json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
@@ -481,12 +491,7 @@ mod tests {
     fn a_required_role_is_a_group_the_approver_must_be_in() {
         let mut old = proposal(&[(ANNOTATION_PROPOSER, "runner")], None);
         old.spec.required_role = Some("finance-leads".into());
-        let mut new = old.clone();
-        new.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(ANNOTATION_APPROVE.into(), "true".into());
+        let new = with_annotation(&old, ANNOTATION_APPROVE);
         // request() authenticates users in system:authenticated only.
         assert!(
             matches!(check(&request("UPDATE", "alice", Some(&old), &new), NOW), Check::Deny(m) if m.contains("finance-leads"))
@@ -517,12 +522,7 @@ mod tests {
 
         // The same approver again is refused; another one is appended.
         let old2: Proposal = serde_json::from_value(doc.clone()).unwrap();
-        let mut new2 = old2.clone();
-        new2.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(ANNOTATION_APPROVE.into(), "true".into());
+        let new2 = with_annotation(&old2, ANNOTATION_APPROVE);
         assert!(
             matches!(check(&request("UPDATE", "alice", Some(&old2), &new2), NOW), Check::Deny(m) if m.contains("already approved"))
         );

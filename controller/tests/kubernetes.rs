@@ -223,23 +223,9 @@ async fn a_stale_version_ends_in_conflict_and_a_rejection_is_final() {
     let env = propose(&mcp, "INV-3", 100).await;
     let name = object_name(env["proposal"]["id"].as_str().unwrap());
     fx.wait_phase(&name, Phase::Pending, 20).await;
-    let out = fx.kubectl(
-        Some(EDITOR),
-        &[
-            "annotate",
-            &format!("proposal/{name}"),
-            "runner.synapsor.ai/reject=nope",
-        ],
-    );
+    let out = fx.reject(EDITOR, &name, "nope");
     assert!(!out.status.success(), "an editor cannot reject either");
-    let out = fx.kubectl(
-        Some(APPROVERS[1]),
-        &[
-            "annotate",
-            &format!("proposal/{name}"),
-            "runner.synapsor.ai/reject=fee too low",
-        ],
-    );
+    let out = fx.reject(APPROVERS[1], &name, "fee too low");
     assert!(out.status.success(), "{}", stderr(&out));
     let p = fx.wait_phase(&name, Phase::Rejected, 30).await;
     let rejection = p.status.unwrap().rejection.unwrap();
@@ -298,14 +284,7 @@ async fn a_failed_apply_writes_nothing_is_retried_and_can_still_be_rejected() {
     fx.wait_phase(&name, Phase::Pending, 20).await;
     assert!(fx.approve(APPROVERS[0], &name).status.success());
     fx.wait_phase(&name, Phase::Failed, 30).await;
-    let out = fx.kubectl(
-        Some(APPROVERS[1]),
-        &[
-            "annotate",
-            &format!("proposal/{name}"),
-            "runner.synapsor.ai/reject=stop retrying",
-        ],
-    );
+    let out = fx.reject(APPROVERS[1], &name, "stop retrying");
     assert!(out.status.success(), "{}", stderr(&out));
     fx.wait_phase(&name, Phase::Rejected, 30).await;
     fx.db

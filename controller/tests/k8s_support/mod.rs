@@ -654,14 +654,16 @@ impl Fixture {
     }
 
     pub fn approve(&self, user: &str, name: &str) -> Output {
-        self.kubectl(
-            Some(user),
-            &[
-                "annotate",
-                &format!("proposal/{name}"),
-                "runner.synapsor.ai/approve=true",
-            ],
-        )
+        self.annotate(user, name, "runner.synapsor.ai/approve=true")
+    }
+
+    /// `kubectl annotate proposal/<name> runner.synapsor.ai/reject=<reason>` as `user`.
+    pub fn reject(&self, user: &str, name: &str, reason: &str) -> Output {
+        self.annotate(user, name, &format!("runner.synapsor.ai/reject={reason}"))
+    }
+
+    fn annotate(&self, user: &str, name: &str, annotation: &str) -> Output {
+        self.kubectl(Some(user), &["annotate", &format!("proposal/{name}"), annotation])
     }
 
     /// Waits until the proposal reaches `phase`.
