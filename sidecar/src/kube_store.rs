@@ -259,6 +259,8 @@ pub async fn mirror_one(ledger: &Ledger, p: Proposal, now: String) -> Result<boo
             if let Some(receipt) = &status.receipt {
                 let key = receipt.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or(&id);
                 let st = receipt.get("status").and_then(|v| v.as_str()).unwrap_or("failed");
+                // Not `record_attempt_receipt`: the watch shows the same status again on every
+                // re-list, so the mirror's key must not depend on how often it was seen.
                 let key = if st == ReceiptStatus::Failed.as_str() {
                     format!("{key}#failed-1")
                 } else {
