@@ -39,8 +39,8 @@ macro_rules! out {
 
 pub mod cli;
 pub mod client_config;
-pub mod context;
 pub mod demo;
+pub mod ids;
 pub mod kube_store;
 pub mod mcp;
 pub mod runtime;

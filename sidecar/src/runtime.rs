@@ -21,7 +21,9 @@ use synapsor_core::{ToolCode, ToolError};
 use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ProposalInsert, QueryAuditRecord};
 use synapsor_source::{LookupValue, ScopedRead, SourceDb, open_source};
 
-use crate::context::{Clock, Env, IdGen};
+use synapsor_core::context::{Clock, Env};
+
+use crate::ids::IdGen;
 use crate::kube_store::ProposalPublisher;
 
 /// Everything a tool call needs, built once.
@@ -83,11 +85,9 @@ impl Runtime {
             .into_iter()
             .map(|c| (c.name.clone(), c))
             .collect();
-        let env = deps.env.clone();
-        let lookup = move |name: &str| env.var(name);
         let mut sources: HashMap<String, Arc<dyn SourceDb>> = HashMap::new();
         for (name, source) in &config.sources {
-            let db: Arc<dyn SourceDb> = match open_source(name, source, &lookup) {
+            let db: Arc<dyn SourceDb> = match open_source(name, source, &*deps.env) {
                 Ok(db) => Arc::from(db),
                 Err(e) => Arc::new(UnavailableSource(e, source.engine)),
             };
@@ -140,8 +140,7 @@ impl Runtime {
 
     /// The trusted context a capability runs as, from the runner's environment.
     pub fn resolve_context(&self, cap: &Capability) -> Result<TrustedContext, ToolError> {
-        let env = self.inner.env.clone();
-        capability::resolve_context(&cap.context, &move |n| env.var(n))
+        capability::resolve_context(&cap.context, &*self.inner.env)
     }
 
     /// Calls a tool and shapes the envelope: `(envelope, is_error)`.

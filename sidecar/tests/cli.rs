@@ -456,7 +456,8 @@ mod synapsor_runner_test_support {
     use std::sync::Arc;
 
     use serde_json::json;
-    use synapsor_runner::context::{OverlayEnv, ProcessEnv, RandomIds, SystemClock};
+    use synapsor_core::context::{OverlayEnv, ProcessEnv, SystemClock};
+    use synapsor_runner::ids::RandomIds;
     use synapsor_runner::runtime::{Runtime, RuntimeDeps};
 
     /// Creates a pending proposal in the demo ledger at `store` (the demo's source is beside it).

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use synapsor_core::config::{self, ResultFormat};
+use synapsor_core::context::{OverlayEnv, ProcessEnv, SystemClock};
 use synapsor_ledger::{Ledger, LedgerStore};
-use synapsor_runner::context::{OverlayEnv, ProcessEnv, SequentialIds, SystemClock};
+use synapsor_runner::ids::SequentialIds;
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
 
 const PG_SEED: &str = r#"
@@ -558,10 +559,7 @@ async fn sqlite_reads_and_proposals() {
 async fn missing_credentials_and_context_fail_safely() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::new(LedgerStore::open(dir.path().join("l.db")).unwrap());
-    let env = OverlayEnv {
-        values: HashMap::new(),
-        fallback: support::EmptyEnv,
-    };
+    let env: HashMap<String, String> = HashMap::new();
     let runtime = Runtime::new(
         config_for("postgres", "public"),
         RuntimeDeps {

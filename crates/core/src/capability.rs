@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{self, ArgSpec, ArgType, CapabilityKind, ContextProvider, Engine, PatchBinding, RunnerConfig};
+use crate::context::Env;
 use crate::error::{ToolCode, ToolError};
 use crate::ident::SafeIdent;
 
@@ -68,23 +69,15 @@ pub fn context_env_names(ctx: &config::TrustedContext) -> Vec<&str> {
 }
 
 /// Resolves a configured context against the runner's environment (`env` looks a name up).
-pub fn resolve_context(
-    ctx: &config::TrustedContext,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<TrustedContext, ToolError> {
+pub fn resolve_context(ctx: &config::TrustedContext, env: &dyn Env) -> Result<TrustedContext, ToolError> {
     let v = &ctx.values;
     let tenant_env = v.tenant_id_env.as_deref().unwrap_or(DEFAULT_TENANT_ENV);
     let principal_env = v.principal_env.as_deref().unwrap_or(DEFAULT_PRINCIPAL_ENV);
-    let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let (tenant, principal, provenance) = match ctx.provider {
-        ContextProvider::Environment => (
-            nonempty(env(tenant_env)),
-            nonempty(env(principal_env)),
-            Provenance::Environment,
-        ),
+        ContextProvider::Environment => (env.var(tenant_env), env.var(principal_env), Provenance::Environment),
         ContextProvider::StaticDev => (
-            nonempty(env(tenant_env)).or_else(|| v.tenant_id.clone()),
-            nonempty(env(principal_env)).or_else(|| v.principal.clone()),
+            env.var(tenant_env).or_else(|| v.tenant_id.clone()),
+            env.var(principal_env).or_else(|| v.principal.clone()),
             Provenance::StaticDev,
         ),
         ContextProvider::HttpClaims | ContextProvider::CloudSession => {
@@ -514,6 +507,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     fn cfg() -> RunnerConfig {
         let doc = json!({
@@ -599,14 +593,16 @@ mod tests {
     #[test]
     fn context_comes_from_the_environment_only() {
         let c = cap();
-        let env = |n: &str| match n {
-            "SYNAPSOR_TENANT_ID" => Some("acme".to_owned()),
-            "SYNAPSOR_PRINCIPAL" => Some("agent".to_owned()),
-            _ => None,
-        };
+        let env: HashMap<String, String> = [("SYNAPSOR_TENANT_ID", "acme"), ("SYNAPSOR_PRINCIPAL", "agent")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let ctx = resolve_context(&c.context, &env).unwrap();
         assert_eq!((ctx.tenant_id.as_str(), ctx.principal.as_str()), ("acme", "agent"));
-        let empty = |_: &str| Some("  ".to_owned());
+        let empty: HashMap<String, String> = [("SYNAPSOR_TENANT_ID", "  "), ("SYNAPSOR_PRINCIPAL", "agent")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         assert_eq!(
             resolve_context(&c.context, &empty).unwrap_err().code,
             ToolCode::TrustedBindingMissing

@@ -4,12 +4,16 @@
 //! (argument checking, read plans, patch building, guards), change sets and their canonical
 //! digests, result envelopes, stable error codes, the proposal state machine and secret checks.
 //!
-//! What it is not: it does no IO. No tokio, no database drivers, no files, no clock or random ids
-//! (callers pass time and ids in), so everything here is deterministic and unit-testable.
+//! What it is not: it does no IO. No tokio, no database drivers, no files, no random ids; time
+//! and ids are passed in, so everything here is deterministic and unit-testable. [`context`]
+//! defines the clock and environment traits the rest of the workspace reads the outside world
+//! through, with their system implementations; nothing in the core calls them.
 
+pub mod approval;
 pub mod capability;
 pub mod changeset;
 pub mod config;
+pub mod context;
 pub mod digest;
 pub mod envelope;
 pub mod error;

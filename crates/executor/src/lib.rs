@@ -14,6 +14,9 @@
 //! does, around [`Executor::apply`]), never creates tables during an apply, and never returns
 //! driver text: failures carry a stable [`WritebackCode`], details go to the log, redacted.
 //!
+//! [`plan_apply`] is the one decision, for local `apply` and the controller alike, of whether an
+//! approved change set may be applied now and through which executor.
+//!
 //! App-owned handler executors plug in through the same [`Executor`] trait
 //! ([`app_handler`]): [`HttpHandlerExecutor`] sends one signed [`synapsor_handler::HandlerRequest`]
 //! (retrying transient failures with the same idempotency key), [`CommandHandlerExecutor`] runs
@@ -21,6 +24,7 @@
 //! [`synapsor_handler::HandlerReceipt`] into a [`Receipt`]; the handler owns the write.
 
 pub mod app_handler;
+pub mod apply_plan;
 pub mod error;
 pub mod guards;
 pub mod receipt;
@@ -35,6 +39,7 @@ use synapsor_core::config::{self, RunnerConfig, Source};
 use synapsor_core::{Capability, ChangeSet};
 
 pub use app_handler::{CommandHandlerExecutor, HttpHandlerExecutor, RetryPolicy};
+pub use apply_plan::{ApplyPlan, ApplyRefusal, Quorum, check_writeback_enabled, plan_apply};
 pub use error::ExecutorError;
 pub use receipt::{Check, HandlerCode, Receipt, ReceiptStatus, WritebackCode, idempotency_key};
 pub use receipts_table::{

@@ -82,8 +82,7 @@ impl H {
     /// A proposal as the runtime would record it, for tenant `acme`.
     async fn propose(&self, cap: &str, args: Value) -> ChangeSet {
         let cap = self.cap(cap);
-        let read_url = self.db.read_url.clone();
-        let env = move |n: &str| (n == "TEST_READ_URL").then(|| read_url.clone());
+        let env = std::collections::HashMap::from([("TEST_READ_URL".to_owned(), self.db.read_url.clone())]);
         let src = open_source("main", &self.cfg.sources["main"], &env).unwrap();
         let checked = cap.check_args(&args).unwrap();
         let id = LookupValue::from_json(&checked.values[&cap.lookup_arg]).unwrap();

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use synapsor_core::capability::ReadSpec;
 use synapsor_core::config::{Engine, Source, SslMode};
+use synapsor_core::context::Env;
 use synapsor_core::{ToolCode, ToolError};
 
 pub use mysql::MySqlSource;
@@ -112,19 +113,13 @@ impl PoolSettings {
 
 /// Opens a source from its config and the URL read from its `read_url_env`. Connections are made
 /// lazily, so this does no IO for PostgreSQL and MySQL.
-pub fn open_source(
-    name: &str,
-    source: &Source,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Box<dyn SourceDb>, ToolError> {
-    let url = env(&source.read_url_env)
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| {
-            ToolError::new(
-                ToolCode::SourceCredentialMissing,
-                format!("source {name}: environment variable {} is not set", source.read_url_env),
-            )
-        })?;
+pub fn open_source(name: &str, source: &Source, env: &dyn Env) -> Result<Box<dyn SourceDb>, ToolError> {
+    let url = env.var(&source.read_url_env).ok_or_else(|| {
+        ToolError::new(
+            ToolCode::SourceCredentialMissing,
+            format!("source {name}: environment variable {} is not set", source.read_url_env),
+        )
+    })?;
     let settings = PoolSettings::for_source(source);
     Ok(match source.engine {
         Engine::Postgres => Box::new(PgSource::open(name, &url, &settings)?),

@@ -15,7 +15,7 @@ use super::mcp_cmds;
 use super::output;
 use super::writeback;
 use super::{Cli, Command, ConfigCommand, EventsCommand, EvidenceCommand, GlobalArgs, ProposalsCommand, StoreCommand};
-use crate::context::{Clock, SystemClock};
+use synapsor_core::context::{Clock, SystemClock};
 
 /// A command failure with a stable code.
 #[derive(Debug)]

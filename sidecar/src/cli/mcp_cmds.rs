@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::GlobalArgs;
 use super::commands::{CliError, load_config, store_path};
 use crate::client_config::{ClientConfigOptions, ClientKind, ServerEnv, Transport, client_config};
-use crate::context::{Clock, ProcessEnv, RandomIds, SystemClock};
+use synapsor_core::context::{Clock, ProcessEnv, SystemClock};
+
+use crate::ids::RandomIds;
 use crate::kube_store::{KubeProposals, ProposalPublisher};
 use crate::mcp::McpServer;
 use crate::mcp::http::{HttpOptions, serve};

@@ -400,14 +400,14 @@ pub mod guarded {
     use super::{ApplyArgs, DbCommand, DoctorArgs};
     use crate::cli::GlobalArgs;
     use crate::cli::commands::{CliError, load_config, store_path};
-    use crate::context::{Clock, Env, ProcessEnv, SystemClock};
+    use synapsor_core::context::{Clock, Env, ProcessEnv, SystemClock};
 
     fn print_json(v: &Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
     }
 
     fn env_lookup(name: &str) -> Option<String> {
-        ProcessEnv.var(name).filter(|v| !v.trim().is_empty())
+        ProcessEnv.var(name)
     }
 
     /// Who runs the apply (event actor): $USER, else `local_operator`.
@@ -1006,7 +1006,7 @@ pub mod guarded {
                     &check,
                     format!("read URL from {}: {}", src.read_url_env, redact_url(url)),
                 );
-                match synapsor_source::open_source(name, src, &env_lookup) {
+                match synapsor_source::open_source(name, src, &ProcessEnv) {
                     Err(e) => items.push(Level::Fail, &check, format!("read role: {}: {}", e.code, e.message)),
                     Ok(db) => match tokio::time::timeout(Duration::from_secs(10), db.ping()).await {
                         Ok(Ok(())) => items.push(Level::Ok, &check, "reachable with the read URL"),

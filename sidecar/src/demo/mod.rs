@@ -17,7 +17,9 @@ use synapsor_ledger::{Ledger, LedgerStore};
 use crate::cli::DemoArgs;
 use crate::cli::commands::CliError;
 use crate::cli::writeback::guarded::apply_proposal;
-use crate::context::{OverlayEnv, ProcessEnv, RandomIds, SystemClock};
+use synapsor_core::context::{Clock, OverlayEnv, ProcessEnv, SystemClock};
+
+use crate::ids::RandomIds;
 use crate::runtime::{Runtime, RuntimeDeps};
 
 pub const CONFIG: &str = include_str!("quick-demo.runner.json");
@@ -190,7 +192,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
 
     // 6. A human approves outside MCP, bound to the digest.
     let digest = proposal["proposal"]["digest"].as_str().unwrap_or_default().to_owned();
-    let now = synapsor_core::time::format_rfc3339_ms(crate::context::Clock::now_ms(&SystemClock));
+    let now = SystemClock.now_rfc3339();
     let approved = {
         let mut store = LedgerStore::open(&ledger_path)?;
         store.approve(&proposal_id, &digest, REVIEWER, Some("demo approval"), &now)?

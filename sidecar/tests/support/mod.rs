@@ -66,13 +66,3 @@ pub async fn pg_exec(db: &TestDb, sql: &str) {
 pub async fn mysql_exec(db: &TestDb, sql: &str) {
     Server::Mysql.exec(&db.admin_url, sql).await;
 }
-
-/// An environment with nothing in it.
-#[derive(Debug, Clone, Copy)]
-pub struct EmptyEnv;
-
-impl synapsor_runner::context::Env for EmptyEnv {
-    fn var(&self, _name: &str) -> Option<String> {
-        None
-    }
-}

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 use synapsor_core::config::{self, Engine, ResultFormat};
+use synapsor_core::context::SystemClock;
 use synapsor_core::time::format_rfc3339_ms;
 use synapsor_ledger::{Ledger, LedgerStore, ProposalRecord};
-use synapsor_runner::context::{OverlayEnv, SequentialIds, SystemClock};
+use synapsor_runner::ids::SequentialIds;
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
 
 use crate::support;
@@ -318,14 +319,11 @@ impl Setup {
         let (cfg, _) =
             config::parse_config(&doc.to_string()).unwrap_or_else(|r| panic!("test config invalid: {:?}", r.errors));
         let ledger = Ledger::new(LedgerStore::open(&store_path).unwrap());
-        let env = OverlayEnv {
-            values: HashMap::from([
-                ("TEST_READ_URL".to_owned(), db.read_url.clone()),
-                ("SYNAPSOR_TENANT_ID".to_owned(), "acme".to_owned()),
-                ("SYNAPSOR_PRINCIPAL".to_owned(), "agent.test".to_owned()),
-            ]),
-            fallback: support::EmptyEnv,
-        };
+        let env = HashMap::from([
+            ("TEST_READ_URL".to_owned(), db.read_url.clone()),
+            ("SYNAPSOR_TENANT_ID".to_owned(), "acme".to_owned()),
+            ("SYNAPSOR_PRINCIPAL".to_owned(), "agent.test".to_owned()),
+        ]);
         let runtime = Runtime::new(
             cfg,
             RuntimeDeps {
