@@ -42,5 +42,6 @@ pub mod client_config;
 pub mod demo;
 pub mod ids;
 pub mod kube_store;
+pub mod local_apply;
 pub mod mcp;
 pub mod runtime;

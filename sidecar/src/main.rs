@@ -1,5 +1,5 @@
 use clap::Parser;
-use synapsor_runner::cli::mcp_cmds::McpCommand;
+use synapsor_runner::cli::mcp::McpCommand;
 use synapsor_runner::cli::{Cli, Command};
 
 fn main() {

@@ -7,20 +7,35 @@
 //! apply`) with its receipt, a repeated apply that changes nothing, and the replay.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use clap::Args;
 
 use serde_json::{Value, json};
 use synapsor_core::config::{self, ResultFormat};
 use synapsor_ledger::{Ledger, LedgerStore};
 
-use crate::cli::DemoArgs;
-use crate::cli::commands::CliError;
-use crate::cli::writeback::guarded::apply_proposal;
 use synapsor_core::context::{Clock, OverlayEnv, ProcessEnv, SystemClock};
 
+use crate::cli::common::CliError;
 use crate::ids::RandomIds;
+use crate::local_apply::apply_proposal;
 use crate::runtime::{Runtime, RuntimeDeps};
+
+/// `demo --quick [--dir D] [--json]`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run the self-contained demo on an embedded SQLite database.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the demo writes its databases (recreated on each run).
+    #[arg(long, default_value = ".synapsor/quick-demo")]
+    pub dir: PathBuf,
+    /// Print one JSON summary instead of the walkthrough.
+    #[arg(long)]
+    pub json: bool,
+}
 
 pub const CONFIG: &str = include_str!("quick-demo.runner.json");
 const SEED: &str = include_str!("seed.sql");
@@ -29,7 +44,7 @@ const AGENT: &str = "support.agent";
 const REVIEWER: &str = "demo.reviewer";
 const OPERATOR: &str = "demo.operator";
 
-fn fail(code: &str) -> impl Fn(String) -> CliError + '_ {
+fn fail(code: &'static str) -> impl Fn(String) -> CliError {
     move |m| CliError::new(code, m)
 }
 

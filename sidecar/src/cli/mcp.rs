@@ -1,5 +1,6 @@
-//! MCP commands: `mcp serve`, `mcp serve-streamable-http`, `mcp client-config`, `tools list`,
-//! `tools preview`, `smoke call` and `up`.
+//! `mcp serve` (stdio), `mcp serve-streamable-http` and `mcp client-config`, and what the other
+//! serving commands (`up`, `smoke call`) share: the serve and HTTP options, building the runtime
+//! over the config's sources and the ledger, the store lease and the shutdown signal.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -7,18 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Value, json};
 use synapsor_core::capability::{self, Capability};
-use synapsor_core::config::{CapabilityKind, Executor, Mode, ResultFormat, RunnerConfig};
-use synapsor_core::tools::{AliasMode, preview, preview_text, tool_defs};
+use synapsor_core::config::{CapabilityKind, Mode, ResultFormat, RunnerConfig};
+use synapsor_core::context::{Clock, Env, ProcessEnv, SystemClock};
+use synapsor_core::tools::AliasMode;
 use synapsor_ledger::{LeaseInfo, Ledger, LedgerStore, StoreLease};
 use tokio_util::sync::CancellationToken;
 
-use super::GlobalArgs;
-use super::commands::{CliError, load_config, store_path};
+use super::common::{CliError, GlobalArgs, load_config, store_path};
 use crate::client_config::{ClientConfigOptions, ClientKind, ServerEnv, Transport, client_config};
-use synapsor_core::context::{Clock, ProcessEnv, SystemClock};
-
 use crate::ids::RandomIds;
 use crate::kube_store::{KubeProposals, ProposalPublisher};
 use crate::mcp::McpServer;
@@ -170,60 +168,6 @@ pub enum McpCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ToolsCommand {
-    /// The tools a model will see.
-    List {
-        /// Show OpenAI-compatible aliases beside canonical names.
-        #[arg(long)]
-        aliases: bool,
-        #[arg(long, value_enum, default_value = "canonical")]
-        alias_mode: AliasArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// What the model will see for each tool, and what is never exposed.
-    Preview {
-        #[arg(long, value_enum, default_value = "canonical")]
-        alias_mode: AliasArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SmokeCommand {
-    /// Call one tool through the real server code path and print the result.
-    Call {
-        /// Tool name (canonical or alias).
-        tool: String,
-        /// Arguments as a JSON object.
-        #[arg(long, default_value = "{}")]
-        args: String,
-        #[command(flatten)]
-        serve: ServeArgs,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    /// Check only; do not serve.
-    #[arg(long, conflicts_with = "serve")]
-    pub dry_run: bool,
-    /// After the checks pass, serve Streamable HTTP.
-    #[arg(long)]
-    pub serve: bool,
-    #[command(flatten)]
-    pub serve_args: ServeArgs,
-    #[command(flatten)]
-    pub http: HttpArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// How the runtime's ledger handle runs store calls ([`Ledger::new_inline`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerCalls {
@@ -289,8 +233,7 @@ pub async fn build_runtime(
             result_format: serve.result_format.map(Into::into),
             publisher,
         },
-    )
-    .map_err(|e| CliError::new(e.code.as_str(), e.message))?;
+    )?;
     Ok((runtime, store))
 }
 
@@ -299,8 +242,9 @@ fn lease(store: &std::path::Path, transport: &str) -> Result<StoreLease, CliErro
     Ok(StoreLease::acquire(store, &info)?)
 }
 
-fn exposed(cfg: &RunnerConfig) -> Result<Vec<Capability>, CliError> {
-    let caps = capability::compile(cfg).map_err(|e| CliError::new(e.code.as_str(), e.message))?;
+/// The capabilities a model sees: all of them, or only reads in read_only mode.
+pub fn exposed(cfg: &RunnerConfig) -> Result<Vec<Capability>, CliError> {
+    let caps = capability::compile(cfg)?;
     Ok(caps
         .into_iter()
         .filter(|c| cfg.mode != Mode::ReadOnly || c.kind == CapabilityKind::Read)
@@ -367,7 +311,8 @@ fn shutdown_token() -> CancellationToken {
 /// Checks the HTTP options and resolves the token, before any port is bound.
 pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
     let loopback = http.host.is_loopback();
-    let token_set = std::env::var(&http.auth_token_env).is_ok_and(|t| !t.is_empty());
+    let token = ProcessEnv.var(&http.auth_token_env);
+    let token_set = token.is_some();
     if http.dev_no_auth && !loopback && !token_set {
         return Err(CliError::new(
             "HTTP_DEV_NO_AUTH_UNSAFE_HOST",
@@ -383,7 +328,7 @@ pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
             ),
         ));
     }
-    let token = match std::env::var(&http.auth_token_env).ok().filter(|t| !t.is_empty()) {
+    let token = match token {
         Some(t) if t.len() < 16 => {
             return Err(CliError::new(
                 "HTTP_AUTH_TOKEN_WEAK",
@@ -421,7 +366,7 @@ pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
     })
 }
 
-async fn serve_http(
+pub async fn serve_http(
     runtime: Runtime,
     args: &ServeArgs,
     opts: HttpOptions,
@@ -445,7 +390,8 @@ async fn serve_http(
     Ok(0)
 }
 
-pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
+/// `mcp serve|serve-streamable-http|client-config`.
+pub async fn run(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
     match cmd {
         McpCommand::Serve(args) => {
             let (runtime, store) = build_runtime(global, &args, LedgerCalls::Inline).await?;
@@ -473,16 +419,8 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             include_instructions,
             absolute_paths,
         } => {
-            let client: ClientKind = client
-                .parse()
-                .map_err(|e: crate::client_config::ClientConfigError| CliError::new(e.code(), e.to_string()))?;
-            let transport: Option<Transport> = match transport {
-                None => None,
-                Some(t) => Some(
-                    t.parse()
-                        .map_err(|e: crate::client_config::ClientConfigError| CliError::new(e.code(), e.to_string()))?,
-                ),
-            };
+            let client: ClientKind = client.parse()?;
+            let transport: Option<Transport> = transport.map(|t| t.parse()).transpose()?;
             let abs = |p: PathBuf| -> String {
                 if absolute_paths {
                     std::path::absolute(&p).unwrap_or(p).display().to_string()
@@ -510,240 +448,12 @@ pub async fn mcp(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             opts.include_instructions = include_instructions;
             opts.tool_names = tool_names;
             opts.server_env = server_env;
-            let value = client_config(&opts).map_err(|e| CliError::new(e.code(), e.to_string()))?;
+            let value = client_config(&opts)?;
             outln!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             Ok(0)
         }
     }
 }
-pub fn tools(global: &GlobalArgs, cmd: ToolsCommand) -> Result<i32, CliError> {
-    let (cfg, _) = load_config(&global.config)?;
-    let caps = exposed(&cfg)?;
-    let refs: Vec<&Capability> = caps.iter().collect();
-    match cmd {
-        ToolsCommand::List {
-            aliases,
-            alias_mode,
-            json,
-        } => {
-            let mode: AliasMode = if aliases { AliasMode::Both } else { alias_mode.into() };
-            let defs = tool_defs(&refs, mode);
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"ok": true, "mode": cfg.mode.as_str(), "alias_mode": mode.as_str(), "tools": defs})
-                    )
-                    .unwrap_or_default()
-                );
-            } else {
-                outln!(
-                    "{} tool(s), mode {}, names {}:",
-                    defs.len(),
-                    cfg.mode.as_str(),
-                    mode.as_str()
-                );
-                for d in &defs {
-                    let kind = d.meta.get("synapsor.kind").and_then(Value::as_str).unwrap_or("");
-                    let alias = if d.name != d.title {
-                        format!("  (alias of {})", d.title)
-                    } else {
-                        String::new()
-                    };
-                    outln!("  {:<44} {:<9}{alias}", d.name, kind);
-                }
-            }
-            Ok(0)
-        }
-        ToolsCommand::Preview { alias_mode, json } => {
-            if json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&preview(&refs, alias_mode.into())).unwrap_or_default()
-                );
-            } else {
-                out!("{}", preview_text(&refs, alias_mode.into()));
-            }
-            Ok(0)
-        }
-    }
-}
-
-pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliError> {
-    let SmokeCommand::Call { tool, args, serve } = cmd;
-    let args: Value = serde_json::from_str(&args)
-        .map_err(|e| CliError::new("INVALID_ARGS_JSON", format!("--args is not valid JSON: {e}")))?;
-    let Value::Object(args) = args else {
-        return Err(CliError::new("INVALID_ARGS_JSON", "--args must be a JSON object"));
-    };
-    let (runtime, _) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
-    let server = McpServer::new(runtime, serve.alias_mode.into());
-    let result = server.call(&tool, Some(args)).await;
-    let is_error = result.is_error.unwrap_or(false);
-    let body = result.structured_content.unwrap_or(Value::Null);
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(&json!({"tool": tool, "is_error": is_error, "result": body})).unwrap_or_default()
-    );
-    Ok(if is_error { 1 } else { 0 })
-}
-
-fn writeback_path(cfg: &RunnerConfig, cap: &Capability) -> Value {
-    match cfg.executors.get(&cap.executor) {
-        Some(Executor::HttpHandler {
-            url_env,
-            signing_secret_env,
-            ..
-        }) => json!({
-            "executor": cap.executor,
-            "path": "app_handler (HTTP)",
-            "url_env": url_env,
-            "signed": signing_secret_env.is_some(),
-            "handler_must": ["verify the signature and timestamp window", "re-check tenant and expected version in its own transaction", "apply at most once per Idempotency-Key", "change only allowed columns"],
-        }),
-        Some(Executor::CommandHandler { command_env, .. }) => json!({
-            "executor": cap.executor,
-            "path": "app_handler (command)",
-            "command_env": command_env,
-            "handler_must": ["re-check tenant and expected version in its own transaction", "apply at most once per idempotency key", "change only allowed columns"],
-        }),
-        _ => {
-            let write_env = cfg.sources.get(&cap.source).and_then(|s| s.write_url_env.clone());
-            json!({
-                "executor": "sql_update",
-                "path": "direct SQL: one guarded UPDATE by primary key, tenant and version, with an idempotency receipt",
-                "write_url_env": write_env,
-                "needs": "the synapsor_writeback_receipts table (synapsor-runner db init-receipts; check with synapsor-runner doctor)",
-            })
-        }
-    }
-}
-
-pub async fn up(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
-    let mut checks: Vec<Value> = Vec::new();
-    let mut ok = true;
-    let mut check = |name: &str, passed: bool, detail: String, checks: &mut Vec<Value>| {
-        ok &= passed;
-        checks.push(json!({"check": name, "ok": passed, "detail": detail}));
-    };
-    let (cfg, warnings) = load_config(&global.config)?;
-    check(
-        "config",
-        true,
-        format!("{} is valid ({} warning(s))", global.config.display(), warnings.len()),
-        &mut checks,
-    );
-    let http = if args.serve {
-        Some(http_options(&args.http)?)
-    } else {
-        None
-    };
-    let store = store_path(global);
-    match StoreLease::check_free(&store) {
-        Ok(()) => check(
-            "lease",
-            true,
-            format!("no server holds {}", store.display()),
-            &mut checks,
-        ),
-        Err(e) => check("lease", false, e.to_string(), &mut checks),
-    }
-    let (runtime, store) = build_runtime(global, &args.serve_args, LedgerCalls::Pooled).await?;
-    check(
-        "store",
-        true,
-        format!("ledger at {} is open", store.display()),
-        &mut checks,
-    );
-    if args.serve_args.proposal_store == ProposalStoreArg::Kubernetes {
-        let (passed, detail) = match KubeProposals::connect(args.serve_args.kube_namespace.clone(), 0).await {
-            Ok(kube) => kube.check_access().await,
-            Err(e) => (false, e),
-        };
-        check("kubernetes", passed, detail, &mut checks);
-    }
-    for name in cfg.sources.keys() {
-        if let Some(src) = runtime.source(name) {
-            match src.ping().await {
-                Ok(()) => check(
-                    &format!("source {name}"),
-                    true,
-                    "reachable with the read role".into(),
-                    &mut checks,
-                ),
-                Err(e) => check(
-                    &format!("source {name}"),
-                    false,
-                    format!("{}: {}", e.code, e.message),
-                    &mut checks,
-                ),
-            }
-        }
-    }
-    let server = McpServer::new(runtime.clone(), args.serve_args.alias_mode.into());
-    let tools: Vec<String> = server.tools().iter().map(|t| t.name.to_string()).collect();
-    check(
-        "tools",
-        !tools.is_empty(),
-        format!("{} tool(s) exposed", tools.len()),
-        &mut checks,
-    );
-    let writeback: Vec<Value> = runtime
-        .exposed()
-        .filter(|c| c.kind == CapabilityKind::Proposal)
-        .map(|c| json!({"capability": c.name, "writeback": writeback_path(&cfg, c)}))
-        .collect();
-    let config_arg = global.config.display().to_string();
-    let next = vec![
-        format!("synapsor-runner --config {config_arg} tools preview"),
-        format!("synapsor-runner --config {config_arg} mcp client-config --client claude-desktop"),
-        format!("synapsor-runner --config {config_arg} mcp serve-streamable-http"),
-        "synapsor-runner proposals list".to_owned(),
-    ];
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&json!({"ok": ok, "checks": checks, "tools": tools, "writeback": writeback, "warnings": warnings, "next": next})).unwrap_or_default());
-    } else {
-        for c in &checks {
-            outln!(
-                "[{}] {:<20} {}",
-                if c["ok"] == true { " ok " } else { "FAIL" },
-                c["check"].as_str().unwrap_or(""),
-                c["detail"].as_str().unwrap_or("")
-            );
-        }
-        for w in &warnings {
-            outln!("[warn] {:<20} {} ({})", w.code, w.message, w.path);
-        }
-        outln!("\nTools: {}", tools.join(", "));
-        for w in &writeback {
-            outln!(
-                "Writeback for {}: {}",
-                w["capability"].as_str().unwrap_or(""),
-                w["writeback"]["path"].as_str().unwrap_or("")
-            );
-            if let Some(must) = w["writeback"]["handler_must"].as_array() {
-                for m in must {
-                    outln!("  the handler must {}", m.as_str().unwrap_or(""));
-                }
-            }
-        }
-        outln!("\nNext:");
-        for n in &next {
-            outln!("  {n}");
-        }
-    }
-    if !ok {
-        return Ok(1);
-    }
-    match http {
-        Some(opts) if !args.dry_run => {
-            drop(server);
-            serve_http(runtime, &args.serve_args, opts, &store).await
-        }
-        _ => Ok(0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
