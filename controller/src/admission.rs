@@ -15,12 +15,13 @@ use kube::api::{Api, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde_json::{Value, json};
+use synapsor_core::approval::same_person;
 use synapsor_kube::{
     ANNOTATION_APPROVALS, ANNOTATION_APPROVE, ANNOTATION_PROPOSER, ANNOTATION_REJECT, ANNOTATION_REJECTION, GROUP,
     Phase, Proposal, WEBHOOK_OWNED,
 };
 
-use crate::decisions::{DecisionKey, SignedDecision, parse_approvals, parse_rejection, same_user};
+use crate::decisions::{DecisionKey, SignedDecision, parse_approvals, parse_rejection};
 
 /// A decision the request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,11 +144,11 @@ pub fn check(req: &AdmissionRequest<Proposal>, now_ms: i64) -> Check {
                             .into(),
                     );
                 };
-                if same_user(proposer, &user) {
+                if same_person(proposer, &user) {
                     return Check::Deny(format!("{user} proposed this proposal and cannot approve it"));
                 }
                 match parse_approvals(old_ann.get(ANNOTATION_APPROVALS)) {
-                    Ok(list) if list.iter().any(|d| same_user(&d.user, &user)) => {
+                    Ok(list) if list.iter().any(|d| same_person(&d.user, &user)) => {
                         return Check::Deny(format!("{user} has already approved this proposal"));
                     }
                     Ok(_) => {}

@@ -14,15 +14,16 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use synapsor_core::capability;
 use synapsor_core::config::{self, RunnerConfig};
+use synapsor_core::context::{Clock, Env, ProcessEnv, SystemClock};
 use synapsor_kube::{DEFAULT_LEASE_NAME, Proposal};
 use synapsor_ledger::Ledger;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Ctx, error_policy, reconcile};
 use crate::decisions::DecisionKey;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::reconcile::{Ctx, error_policy, reconcile};
 use crate::server::{self, ServerState};
 
 #[derive(Debug, Parser)]
@@ -174,7 +175,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let identity = args
         .identity
         .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| ProcessEnv.var("HOSTNAME"))
         .unwrap_or_else(|| format!("synapsor-controller-{}", std::process::id()));
     let lease_ns = args
         .lease_namespace
@@ -185,8 +186,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = ServerState {
         client: client.clone(),
+        clock: clock.clone(),
         key: key.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
@@ -263,7 +266,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         ),
         metrics: metrics.clone(),
         leading: lead_rx.clone(),
-        env: Box::new(|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty())),
+        env: Arc::new(ProcessEnv),
+        clock: clock.clone(),
     });
 
     loop {

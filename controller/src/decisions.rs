@@ -118,12 +118,6 @@ pub fn parse_rejection(value: Option<&String>) -> Result<Option<SignedDecision>,
     }
 }
 
-/// Whether two Kubernetes user names are the same person (exact: Kubernetes names are
-/// case-sensitive, and `system:serviceaccount:ns:name` must not match a look-alike).
-pub fn same_user(a: &str, b: &str) -> bool {
-    a == b
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -11,9 +11,10 @@
 //! role) and never trusts an approval it did not sign. Local mode has no controller.
 
 pub mod admission;
-pub mod apply;
 pub mod cli;
+pub mod decide;
 pub mod decisions;
 pub mod leader;
 pub mod metrics;
+pub mod reconcile;
 pub mod server;

@@ -18,6 +18,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use synapsor_core::context::Clock;
+
 use crate::decisions::DecisionKey;
 use crate::metrics::Metrics;
 
@@ -25,6 +27,8 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct ServerState {
     pub client: kube::Client,
+    /// The webhook's clock: expiry checks and the time of a decision.
+    pub clock: Arc<dyn Clock>,
     pub key: DecisionKey,
     pub metrics: Metrics,
     /// Set once the webhook listens and the API server answered.
@@ -64,7 +68,7 @@ pub fn webhook_router(state: ServerState) -> Router {
         .route(
             "/mutate-proposals",
             post(|State(s): State<ServerState>, body: axum::Json<Value>| async move {
-                let now_ms = now_ms();
+                let now_ms = s.clock.now_ms();
                 let (review, verdict) = crate::admission::review(&s.client, &s.key, body.0, now_ms).await;
                 s.metrics.admissions.with_label_values(&[verdict.as_str()]).inc();
                 axum::Json(review)
@@ -72,13 +76,6 @@ pub fn webhook_router(state: ServerState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Serves plain HTTP until `shutdown`.
