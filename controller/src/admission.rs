@@ -22,6 +22,7 @@ use synapsor_kube::{
 };
 
 use crate::decisions::{DecisionKey, SignedDecision, parse_approvals, parse_rejection};
+use crate::error::DecisionParseError;
 
 /// A decision the request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,13 +153,26 @@ pub fn check(req: &AdmissionRequest<Proposal>, now_ms: i64) -> Check {
                         return Check::Deny(format!("{user} has already approved this proposal"));
                     }
                     Ok(_) => {}
-                    Err(e) => return Check::Deny(e),
+                    Err(e) => return Check::Deny(e.to_string()),
                 }
             }
             Check::NeedsApprover(requested)
         }
         _ => Check::Allow,
     }
+}
+
+/// Why an admitted decision could not be recorded (the request is denied with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    #[error("the request carries no object")]
+    NoObject,
+    #[error(transparent)]
+    Unreadable(#[from] DecisionParseError),
+    #[error("the proposal is already rejected")]
+    AlreadyRejected,
+    #[error("the decision could not be encoded")]
+    Encode,
 }
 
 /// The patch recording an admitted decision: the request annotation is consumed and a signed
@@ -168,9 +182,9 @@ pub fn decision_patch(
     requested: &Requested,
     key: &DecisionKey,
     now: &str,
-) -> Result<Value, String> {
+) -> Result<Value, PatchError> {
     let (Some(old), Some(new)) = (&req.old_object, &req.object) else {
-        return Err("the request carries no object".into());
+        return Err(PatchError::NoObject);
     };
     let user = req.user_info.username.clone().unwrap_or_default();
     let uid = old.metadata.uid.clone().unwrap_or_default();
@@ -180,7 +194,7 @@ pub fn decision_patch(
         Requested::Approve => {
             let mut list = parse_approvals(old_ann.get(ANNOTATION_APPROVALS))?;
             list.push(key.sign(&uid, digest, &user, now, None));
-            let value = serde_json::to_string(&list).map_err(|_| "the approvals could not be encoded".to_owned())?;
+            let value = serde_json::to_string(&list).map_err(|_| PatchError::Encode)?;
             let op = if annotations(new).contains_key(ANNOTATION_APPROVALS) {
                 "replace"
             } else {
@@ -193,10 +207,10 @@ pub fn decision_patch(
         }
         Requested::Reject(reason) => {
             if parse_rejection(old_ann.get(ANNOTATION_REJECTION))?.is_some() {
-                return Err("the proposal is already rejected".into());
+                return Err(PatchError::AlreadyRejected);
             }
             let d: SignedDecision = key.sign(&uid, digest, &user, now, Some(reason));
-            let value = serde_json::to_string(&d).map_err(|_| "the rejection could not be encoded".to_owned())?;
+            let value = serde_json::to_string(&d).map_err(|_| PatchError::Encode)?;
             Ok(json!([
                 {"op": "remove", "path": pointer(ANNOTATION_REJECT)},
                 {"op": "add", "path": pointer(ANNOTATION_REJECTION), "value": value},
@@ -329,7 +343,7 @@ pub async fn review(
                     );
                     with_patch(allow, patch, Verdict::Decided)
                 }
-                Err(reason) => (allow.deny(reason).into_review(), Verdict::Denied),
+                Err(reason) => (allow.deny(reason.to_string()).into_review(), Verdict::Denied),
             }
         }
     }

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::decisions::DecisionKey;
+use crate::error::StartError;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::reconcile::{Ctx, error_policy, reconcile};
@@ -113,7 +114,7 @@ pub fn main(cli: Cli) -> i32 {
             match rt.block_on(run(*args)) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error[{}]: {e}", e.code());
                     1
                 }
             }
@@ -132,46 +133,49 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Everything checked before any port is bound or any API call is made.
-fn load(
-    args: &RunArgs,
-) -> Result<
-    (
-        RunnerConfig,
-        Vec<capability::Capability>,
-        DecisionKey,
-        rustls::ServerConfig,
-    ),
-    String,
-> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("CONFIG_NOT_FOUND: cannot read config {}: {e}", args.config.display()))?;
-    let (cfg, _) = config::parse_config(&text).map_err(|report| {
-        let first = report
-            .errors
-            .first()
-            .map(|i| format!("{} at {}: {}", i.code, i.path, i.message))
-            .unwrap_or_default();
-        format!("CONFIG_INVALID: {} ({first})", args.config.display())
-    })?;
-    let caps = capability::compile(&cfg).map_err(|e| format!("{}: {}", e.code.as_str(), e.message))?;
-    let key_bytes = std::fs::read(&args.approval_key_file).map_err(|e| {
-        format!(
-            "APPROVAL_KEY_MISSING: cannot read the approval key {}: {e}",
-            args.approval_key_file.display()
-        )
-    })?;
-    let key = DecisionKey::from_file_bytes(&key_bytes).map_err(|e| format!("APPROVAL_KEY_INVALID: {e}"))?;
-    let tls = server::tls_config(&args.tls_cert, &args.tls_key).map_err(|e| format!("TLS_INVALID: {e}"))?;
-    Ok((cfg, caps, key, tls))
+/// What [`load`] checked.
+struct Loaded {
+    config: RunnerConfig,
+    capabilities: Vec<capability::Capability>,
+    key: DecisionKey,
+    tls: rustls::ServerConfig,
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
-    let (cfg, caps, key, tls) = load(&args)?;
-    let ledger = Ledger::open(&args.ledger).map_err(|e| format!("{}: {e}", e.code()))?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("KUBE_CONFIG: cannot build a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+/// Everything checked before any port is bound or any API call is made.
+fn load(args: &RunArgs) -> Result<Loaded, StartError> {
+    let text = std::fs::read_to_string(&args.config).map_err(|source| StartError::ConfigNotFound {
+        path: args.config.clone(),
+        source,
+    })?;
+    let (config, _) = config::parse_config(&text).map_err(|report| StartError::ConfigInvalid {
+        path: args.config.clone(),
+        count: report.errors.len(),
+        first: report.errors.first().map(ToString::to_string).unwrap_or_default(),
+    })?;
+    let capabilities = capability::compile(&config).map_err(StartError::Capabilities)?;
+    let key_bytes = std::fs::read(&args.approval_key_file).map_err(|source| StartError::ApprovalKeyMissing {
+        path: args.approval_key_file.clone(),
+        source,
+    })?;
+    let key = DecisionKey::from_file_bytes(&key_bytes)?;
+    let tls = server::tls_config(&args.tls_cert, &args.tls_key)?;
+    Ok(Loaded {
+        config,
+        capabilities,
+        key,
+        tls,
+    })
+}
+
+async fn run(args: RunArgs) -> Result<(), StartError> {
+    let Loaded {
+        config: cfg,
+        capabilities: caps,
+        key,
+        tls,
+    } = load(&args)?;
+    let ledger = Ledger::open(&args.ledger).map_err(StartError::Ledger)?;
+    let client = kube::Client::try_default().await.map_err(StartError::KubeConfig)?;
     let identity = args
         .identity
         .clone()
@@ -225,10 +229,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         });
     }
 
-    client
-        .apiserver_version()
-        .await
-        .map_err(|e| format!("KUBE_API_UNREACHABLE: the Kubernetes API did not answer: {e}"))?;
+    client.apiserver_version().await.map_err(StartError::KubeUnreachable)?;
 
     let proposals: Api<Proposal> = match args.namespace.as_deref().filter(|ns| !ns.is_empty()) {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -236,13 +237,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     match proposals.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => {
-            return Err(
-                "KUBE_CRD_MISSING: the proposals.runner.synapsor.ai CRD is not installed; install it with `synapsor-controller crd | kubectl apply -f -` (the Helm chart does)"
-                    .into(),
-            );
-        }
-        Err(e) => return Err(format!("KUBE_API_ERROR: cannot list proposals: {e}")),
+        Err(kube::Error::Api(e)) if e.code == 404 => return Err(StartError::CrdMissing),
+        Err(e) => return Err(StartError::KubeApi(e)),
     }
     ready.store(true, Ordering::Relaxed);
 

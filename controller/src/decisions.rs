@@ -11,6 +11,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::error::{DecisionParseError, KeyError};
+
 /// One verified decision, as stored (JSON) in the webhook-owned annotations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedDecision {
@@ -40,13 +42,10 @@ pub const MIN_KEY_BYTES: usize = 32;
 
 impl DecisionKey {
     /// A key from the bytes of a key file (surrounding whitespace is ignored).
-    pub fn from_file_bytes(bytes: &[u8]) -> Result<DecisionKey, String> {
+    pub fn from_file_bytes(bytes: &[u8]) -> Result<DecisionKey, KeyError> {
         let trimmed = bytes.trim_ascii();
         if trimmed.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "the approval key has {} bytes; at least {MIN_KEY_BYTES} are required",
-                trimmed.len()
-            ));
+            return Err(KeyError { len: trimmed.len() });
         }
         Ok(DecisionKey(trimmed.to_vec()))
     }
@@ -101,20 +100,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Parses the approvals annotation (a JSON list); an absent annotation is an empty list.
-pub fn parse_approvals(value: Option<&String>) -> Result<Vec<SignedDecision>, String> {
+pub fn parse_approvals(value: Option<&String>) -> Result<Vec<SignedDecision>, DecisionParseError> {
     match value {
         None => Ok(Vec::new()),
-        Some(v) => serde_json::from_str(v).map_err(|_| "the approvals annotation is not a list of decisions".into()),
+        Some(v) => serde_json::from_str(v).map_err(|_| DecisionParseError::Approvals),
     }
 }
 
 /// Parses the rejection annotation.
-pub fn parse_rejection(value: Option<&String>) -> Result<Option<SignedDecision>, String> {
+pub fn parse_rejection(value: Option<&String>) -> Result<Option<SignedDecision>, DecisionParseError> {
     match value {
         None => Ok(None),
         Some(v) => serde_json::from_str(v)
             .map(Some)
-            .map_err(|_| "the rejection annotation is not a decision".into()),
+            .map_err(|_| DecisionParseError::Rejection),
     }
 }
 

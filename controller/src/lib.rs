@@ -14,6 +14,7 @@ pub mod admission;
 pub mod cli;
 pub mod decide;
 pub mod decisions;
+pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

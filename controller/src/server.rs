@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use synapsor_core::context::Clock;
 
 use crate::decisions::DecisionKey;
+use crate::error::{StartError, TlsError};
 use crate::metrics::Metrics;
 
 /// Shared by the handlers.
@@ -86,20 +87,26 @@ pub async fn serve_http(listener: TcpListener, router: Router, shutdown: Cancell
 }
 
 /// Loads a PEM certificate chain and private key into a TLS server config (HTTP/1.1).
-pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    let unreadable = |e: rustls::pki_types::pem::Error| TlsError::CertUnreadable {
+        path: cert.to_owned(),
+        detail: e.to_string(),
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?
+        .map_err(unreadable)?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot parse the TLS certificate {}: {e}", cert.display()))?;
+        .map_err(unreadable)?;
     if certs.is_empty() {
-        return Err(format!("no certificate in {}", cert.display()));
+        return Err(TlsError::NoCertificate { path: cert.to_owned() });
     }
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::KeyUnreadable {
+        path: key.to_owned(),
+        detail: e.to_string(),
+    })?;
     let mut cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the TLS certificate and key do not fit together: {e}"))?;
+        .map_err(TlsError::Mismatch)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -146,8 +153,8 @@ pub async fn serve_tls(
 }
 
 /// Binds an address, with the address in the error.
-pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
+pub async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr} for the {what}: {e}"))
+        .map_err(|source| StartError::Bind { addr, what, source })
 }

@@ -11,8 +11,6 @@
 //! status, never approves and holds no write credentials.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 use futures::StreamExt;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
@@ -21,13 +19,12 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use serde_json::json;
 use synapsor_core::changeset::ChangeSet;
+use synapsor_core::context::BoxFuture;
 use synapsor_core::{ToolCode, ToolError};
 use synapsor_executor::ReceiptStatus;
 use synapsor_kube::{LABEL_CAPABILITY, LABEL_MANAGED_BY, Proposal, ProposalSpec, managed_by, object_name};
 use synapsor_ledger::{Ledger, LedgerError, ReceiptRecord};
 use tokio_util::sync::CancellationToken;
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Publishes a recorded proposal to its store of record.
 pub trait ProposalPublisher: Send + Sync + fmt::Debug {
@@ -56,13 +53,17 @@ impl fmt::Debug for KubeProposals {
     }
 }
 
+/// No Kubernetes client could be built (`KUBE_CONFIG`): neither in a pod nor a usable
+/// `KUBECONFIG`.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build a Kubernetes client (in-cluster or KUBECONFIG): {0}")]
+pub struct KubeConfigError(kube::Error);
+
 impl KubeProposals {
     /// A client from the pod's service account or `KUBECONFIG`; the namespace defaults to the
     /// client's (in a pod: its own).
-    pub async fn connect(namespace: Option<String>, ttl_ms: i64) -> Result<KubeProposals, String> {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| format!("cannot build a Kubernetes client (in-cluster or KUBECONFIG): {e}"))?;
+    pub async fn connect(namespace: Option<String>, ttl_ms: i64) -> Result<KubeProposals, KubeConfigError> {
+        let client = kube::Client::try_default().await.map_err(KubeConfigError)?;
         let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
         Ok(KubeProposals {
             api: Api::namespaced(client, &namespace),

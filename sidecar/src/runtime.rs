@@ -57,10 +57,10 @@ impl SourceDb for UnavailableSource {
     fn read_scoped<'a>(
         &'a self,
         _read: &'a ScopedRead<'a>,
-    ) -> synapsor_source::BoxFuture<'a, Result<synapsor_source::ReadResult, ToolError>> {
+    ) -> synapsor_core::context::BoxFuture<'a, Result<synapsor_source::ReadResult, ToolError>> {
         Box::pin(async move { Err(self.0.clone()) })
     }
-    fn ping(&self) -> synapsor_source::BoxFuture<'_, Result<(), ToolError>> {
+    fn ping(&self) -> synapsor_core::context::BoxFuture<'_, Result<(), ToolError>> {
         Box::pin(async move { Err(self.0.clone()) })
     }
 }

@@ -8,6 +8,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future: what the workspace's async IO traits (`SourceDb`, `Executor`,
+/// the proposal publisher) return, so that they stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Wall-clock time in Unix milliseconds.
 pub trait Clock: Send + Sync + fmt::Debug {

@@ -18,23 +18,18 @@ mod pool;
 mod postgres;
 mod sqlite;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use synapsor_core::capability::ReadSpec;
 use synapsor_core::config::{Engine, Source, SslMode};
-use synapsor_core::context::Env;
+use synapsor_core::context::{BoxFuture, Env};
 use synapsor_core::{ToolCode, ToolError};
 
 pub use mysql::MySqlSource;
 pub use pool::PING_IDLE_AFTER;
 pub use postgres::PgSource;
 pub use sqlite::SqliteSource;
-
-/// A boxed future, so [`SourceDb`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The value the primary key is looked up by. Tenants are always text.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,11 +7,12 @@ use std::str::FromStr;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Executor};
 use synapsor_core::config::{Engine, SslMode};
+use synapsor_core::context::BoxFuture;
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
 use crate::pool::ConnPool;
-use crate::{BoxFuture, LookupValue, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
+use crate::{LookupValue, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
 
 #[derive(Debug)]
 pub struct MySqlSource {

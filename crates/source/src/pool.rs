@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use sqlx::Connection;
 use tokio::sync::Semaphore;
 
-use crate::BoxFuture;
+use synapsor_core::context::BoxFuture;
 
 /// Idle time after which a connection is pinged before it is used again.
 pub const PING_IDLE_AFTER: Duration = Duration::from_secs(10);

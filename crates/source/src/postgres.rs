@@ -9,12 +9,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions};
 use synapsor_core::capability::ReadSpec;
 use synapsor_core::config::{Engine, SslMode};
+use synapsor_core::context::BoxFuture;
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
 use crate::pg_catalog;
 use crate::pool::ConnPool;
-use crate::{BoxFuture, PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
+use crate::{PoolSettings, ReadResult, ScopedRead, SourceDb, map_sqlx_error, one_row};
 
 #[derive(Debug)]
 pub struct PgSource {

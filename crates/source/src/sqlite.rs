@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter, types::Value as SqlValue};
 use synapsor_core::config::Engine;
+use synapsor_core::context::BoxFuture;
 use synapsor_core::ident::Dialect;
 use synapsor_core::{ToolCode, ToolError};
 
-use crate::{BoxFuture, LookupValue, PoolSettings, ReadResult, ScopedRead, SourceDb, one_row};
+use crate::{LookupValue, PoolSettings, ReadResult, ScopedRead, SourceDb, one_row};
 
 #[derive(Debug, Clone)]
 pub struct SqliteSource {

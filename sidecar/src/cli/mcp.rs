@@ -209,7 +209,7 @@ pub async fn build_runtime(
         ProposalStoreArg::Kubernetes => {
             let kube = KubeProposals::connect(serve.kube_namespace.clone(), ttl_ms)
                 .await
-                .map_err(|e| CliError::new("KUBE_CONFIG", e))?;
+                .map_err(|e| CliError::new("KUBE_CONFIG", e.to_string()))?;
             tracing::info!(
                 namespace = kube.namespace(),
                 "proposals are published as Kubernetes Proposals"

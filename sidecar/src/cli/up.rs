@@ -100,7 +100,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
     if args.serve_args.proposal_store == ProposalStoreArg::Kubernetes {
         let (passed, detail) = match KubeProposals::connect(args.serve_args.kube_namespace.clone(), 0).await {
             Ok(kube) => kube.check_access().await,
-            Err(e) => (false, e),
+            Err(e) => (false, e.to_string()),
         };
         check("kubernetes", passed, detail, &mut checks);
     }
