@@ -15,10 +15,12 @@ use synapsor_core::{ChangeSet, ProposalState};
 
 use crate::error::{LedgerError, Result};
 use crate::records::{
-    ApprovalRecord, EventRecord, EvidenceBundle, EvidenceRecord, ProposalFilter, ProposalInsert, ProposalRecord,
-    ProposalSummary, PruneReport, QueryAuditRecord, ReceiptRecord, Replay, StoreStats,
+    ApprovalRecord, EventRecord, EvidenceBundle, EvidenceRecord, ProposalFilter, ProposalRecord, ProposalSummary,
+    PruneReport, QueryAuditRecord, ReceiptRecord, Replay, StoreStats,
 };
 use crate::schema;
+
+mod lifecycle;
 
 /// How long a statement waits for another connection's write lock before `STORE_UNAVAILABLE`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -121,173 +123,6 @@ impl LedgerStore {
 
     // ---------------------------------------------------------------- reads and proposals
 
-    /// Records the evidence and query audit of one read, in one transaction. The audit row is
-    /// linked to the evidence bundle; when the evidence names a proposal it must exist.
-    pub fn record_read(&mut self, evidence: &EvidenceRecord, audit: &QueryAuditRecord) -> Result<()> {
-        validate_evidence(evidence)?;
-        validate_audit(audit)?;
-        let audit = link_audit(audit, evidence, evidence.proposal_id.as_deref())?;
-        reject_secrets("evidence", &to_json(evidence)?)?;
-        reject_secrets("query audit", &to_json(&audit)?)?;
-        let tx = self.immediate()?;
-        if let Some(pid) = &evidence.proposal_id {
-            require_proposal(&tx, pid)?;
-        }
-        insert_evidence(&tx, evidence)?;
-        insert_audit(&tx, &audit)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records a query audit row on its own, for queries that found no row or failed. A named
-    /// evidence bundle or proposal must exist.
-    pub fn record_query_audit(&mut self, audit: &QueryAuditRecord) -> Result<()> {
-        validate_audit(audit)?;
-        reject_secrets("query audit", &to_json(audit)?)?;
-        let tx = self.immediate()?;
-        if let Some(eid) = &audit.evidence_bundle_id {
-            let found: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
-                    [eid],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if found.is_none() {
-                return Err(LedgerError::EvidenceNotFound { id: eid.clone() });
-            }
-        }
-        if let Some(pid) = &audit.proposal_id {
-            require_proposal(&tx, pid)?;
-        }
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records a proposal with the evidence and query audit of the read behind it, in one
-    /// transaction.
-    ///
-    /// - A change set whose digest does not match its content is refused (`INVALID_INPUT`).
-    /// - When a proposal with the same digest is open (`pending_review` or `shadow`), nothing new
-    ///   is created: the evidence and audit are linked to that proposal, a
-    ///   `proposal_requested_again` event is appended and `Existing` is returned.
-    /// - Otherwise the proposal is stored as `pending_review` (`shadow` for shadow mode) with
-    ///   `proposal_created` and `evidence_recorded` events. If its id is taken (deterministic ids
-    ///   repeat once the earlier proposal is closed) `-2`, `-3`, ... is appended; the final id is
-    ///   written into the stored change set (ids are not part of the digest).
-    ///
-    /// The evidence and audit rows are always linked to the final proposal id, whatever
-    /// `proposal_id` they carried.
-    pub fn record_proposal(
-        &mut self,
-        evidence: &EvidenceRecord,
-        audit: &QueryAuditRecord,
-        cs: &ChangeSet,
-    ) -> Result<ProposalInsert> {
-        validate_change_set(cs)?;
-        validate_evidence(evidence)?;
-        validate_audit(audit)?;
-        if evidence.tenant_id != cs.scope.tenant_id || audit.tenant_id != cs.scope.tenant_id {
-            return Err(LedgerError::InvalidInput(
-                "the evidence and query audit must belong to the proposal's tenant".into(),
-            ));
-        }
-        // Link to the base id for the secret scan; the final id is set below.
-        let audit = link_audit(audit, evidence, None)?;
-        reject_secrets("change set", &to_json(cs)?)?;
-        reject_secrets("evidence", &to_json(evidence)?)?;
-        reject_secrets("query audit", &to_json(&audit)?)?;
-
-        let tx = self.immediate()?;
-        let open: Option<String> = tx
-            .query_row(
-                "SELECT proposal_id FROM proposals
-                 WHERE digest = ?1 AND state IN ('pending_review', 'shadow')
-                 ORDER BY created_at, rowid LIMIT 1",
-                [&cs.digest],
-                |r| r.get(0),
-            )
-            .optional()?;
-
-        if let Some(existing_id) = open {
-            let record = load_verified(&tx, &existing_id)?;
-            let evidence = EvidenceRecord {
-                proposal_id: Some(existing_id.clone()),
-                ..evidence.clone()
-            };
-            let audit = QueryAuditRecord {
-                proposal_id: Some(existing_id.clone()),
-                ..audit
-            };
-            insert_evidence(&tx, &evidence)?;
-            insert_audit(&tx, &audit)?;
-            insert_event(
-                &tx,
-                &existing_id,
-                "proposal_requested_again",
-                &cs.principal.id,
-                &json!({
-                    "digest": cs.digest,
-                    "evidence_bundle_id": evidence.evidence_bundle_id,
-                    "item_count": evidence.items.len(),
-                }),
-                &evidence.created_at,
-            )?;
-            tx.commit()?;
-            return Ok(ProposalInsert::Existing(Box::new(record)));
-        }
-
-        let final_id = free_proposal_id(&tx, &cs.proposal_id)?;
-        let mut cs = cs.clone();
-        cs.proposal_id = final_id.clone();
-        let state = if cs.mode == "shadow" {
-            ProposalState::Shadow
-        } else {
-            ProposalState::PendingReview
-        };
-        insert_proposal_row(&tx, &cs, state, &cs.created_at, None)?;
-        insert_event(
-            &tx,
-            &final_id,
-            "proposal_created",
-            &cs.principal.id,
-            &json!({"digest": cs.digest, "mode": cs.mode}),
-            &cs.created_at,
-        )?;
-        let evidence = EvidenceRecord {
-            proposal_id: Some(final_id.clone()),
-            ..evidence.clone()
-        };
-        let audit = QueryAuditRecord {
-            proposal_id: Some(final_id.clone()),
-            ..audit
-        };
-        insert_evidence(&tx, &evidence)?;
-        insert_audit(&tx, &audit)?;
-        insert_event(
-            &tx,
-            &final_id,
-            "evidence_recorded",
-            "runner",
-            &json!({
-                "evidence_bundle_id": evidence.evidence_bundle_id,
-                "item_count": evidence.items.len(),
-            }),
-            &evidence.created_at,
-        )?;
-        tx.commit()?;
-        let created_at = cs.created_at.clone();
-        Ok(ProposalInsert::Created(Box::new(ProposalRecord {
-            change_set: cs,
-            state,
-            updated_at: created_at.clone(),
-            created_at,
-            approvals: Vec::new(),
-            managed_by: None,
-        })))
-    }
-
     /// One proposal by id, or the most recently created one for `latest`. Fails with
     /// `PROPOSAL_DIGEST_MISMATCH` when the stored change set no longer matches its digest.
     pub fn get_proposal(&self, id_or_latest: &str) -> Result<ProposalRecord> {
@@ -352,206 +187,6 @@ impl LedgerStore {
                 },
             )
             .collect()
-    }
-
-    // ---------------------------------------------------------------- decisions and state
-
-    /// Approves a pending proposal, bound to the digest the approver reviewed.
-    ///
-    /// Refuses: a proposal not in `pending_review` (`INVALID_TRANSITION`), a digest other than
-    /// the stored one (`DIGEST_MISMATCH`), the proposing principal (`SELF_APPROVAL_FORBIDDEN`,
-    /// compared trimmed and case-insensitively) and a second approval by the same approver
-    /// (`ALREADY_DECIDED`). The proposal becomes `approved` once it has
-    /// `approval.required_approvals` distinct approvers, else it stays pending. `id` is an exact
-    /// id: resolve `latest` with [`get_proposal`](Self::get_proposal) and pass its digest.
-    pub fn approve(
-        &mut self,
-        id: &str,
-        expected_digest: &str,
-        approver: &str,
-        reason: Option<&str>,
-        now: &str,
-    ) -> Result<ProposalRecord> {
-        check_ts("now", now)?;
-        let approver = non_empty("approver", approver)?;
-        if let Some(r) = reason {
-            reject_secrets("approval reason", &Value::String(r.to_owned()))?;
-        }
-        let tx = self.immediate()?;
-        let rec = load_verified(&tx, id)?;
-        let id = rec.change_set.proposal_id.clone();
-        refuse_managed(&rec)?;
-        if rec.state != ProposalState::PendingReview {
-            return Err(LedgerError::InvalidTransition {
-                id,
-                current: rec.state,
-                requested: ProposalState::Approved,
-                expected: None,
-            });
-        }
-        let digest = rec.change_set.digest.clone();
-        if expected_digest != digest {
-            return Err(LedgerError::DigestMismatch {
-                id,
-                expected: expected_digest.to_owned(),
-                actual: digest,
-            });
-        }
-        if same_person(approver, &rec.change_set.principal.id) {
-            return Err(LedgerError::SelfApprovalForbidden {
-                id,
-                approver: approver.to_owned(),
-            });
-        }
-        let mut approvers: Vec<&str> = Vec::new();
-        for a in rec
-            .approvals
-            .iter()
-            .filter(|a| a.decision == "approved" && a.digest == digest)
-        {
-            if !approvers.iter().any(|p| same_person(p, &a.approver)) {
-                approvers.push(&a.approver);
-            }
-        }
-        if approvers.iter().any(|p| same_person(p, approver)) {
-            return Err(LedgerError::AlreadyDecided {
-                id,
-                approver: approver.to_owned(),
-            });
-        }
-        tx.execute(
-            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-             VALUES (?1, ?2, 'approved', ?3, ?4, ?5)",
-            params![id, approver, digest, reason, now],
-        )?;
-        let approvals = approvers.len() + 1;
-        let required = rec.change_set.approval.required_approvals.max(1) as usize;
-        insert_event(
-            &tx,
-            &id,
-            "proposal_approved",
-            approver,
-            &json!({"digest": digest, "approvals": approvals, "required": required, "reason": reason}),
-            now,
-        )?;
-        if approvals >= required {
-            set_state(&tx, &id, ProposalState::PendingReview, ProposalState::Approved, now)?;
-            insert_event(
-                &tx,
-                &id,
-                "proposal_state_changed",
-                approver,
-                &json!({"from": "pending_review", "to": "approved", "approvals": approvals, "required": required}),
-                now,
-            )?;
-        } else {
-            tx.execute(
-                "UPDATE proposals SET updated_at = ?2 WHERE proposal_id = ?1",
-                params![id, now],
-            )?;
-        }
-        let out = load_verified(&tx, &id)?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Rejects a proposal (from `pending_review`, `approved`, `shadow` or `failed`); a reason is
-    /// required. A proposal whose digest check fails can still be rejected. `id` is exact.
-    pub fn reject(&mut self, id: &str, approver: &str, reason: &str, now: &str) -> Result<ProposalRecord> {
-        check_ts("now", now)?;
-        let approver = non_empty("approver", approver)?;
-        let reason = non_empty("reason", reason)?;
-        reject_secrets("rejection reason", &Value::String(reason.to_owned()))?;
-        let tx = self.immediate()?;
-        let (rec, _) = load(&tx, id)?;
-        let id = rec.change_set.proposal_id.clone();
-        refuse_managed(&rec)?;
-        let from = rec.state;
-        if !from.can_move_to(ProposalState::Rejected) {
-            return Err(LedgerError::InvalidTransition {
-                id,
-                current: from,
-                requested: ProposalState::Rejected,
-                expected: None,
-            });
-        }
-        let digest: String = tx.query_row("SELECT digest FROM proposals WHERE proposal_id = ?1", [&id], |r| {
-            r.get(0)
-        })?;
-        tx.execute(
-            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-             VALUES (?1, ?2, 'rejected', ?3, ?4, ?5)",
-            params![id, approver, digest, reason, now],
-        )?;
-        set_state(&tx, &id, from, ProposalState::Rejected, now)?;
-        insert_event(
-            &tx,
-            &id,
-            "proposal_rejected",
-            approver,
-            &json!({"digest": digest, "reason": reason, "from": from.as_str(), "to": "rejected"}),
-            now,
-        )?;
-        let (out, _) = load(&tx, &id)?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Compare-and-set state change `from -> to`, with a `proposal_state_changed` event whose
-    /// payload is `payload` (an object or null) plus `from` and `to`.
-    ///
-    /// `INVALID_TRANSITION` when the state machine forbids `from -> to` or the proposal is not in
-    /// `from` (someone else moved it). Moving to `approved` is only possible through
-    /// [`approve`](Self::approve) (`INVALID_INPUT`). Moving to `applying` re-checks the digest.
-    pub fn transition(
-        &mut self,
-        id: &str,
-        from: ProposalState,
-        to: ProposalState,
-        actor: &str,
-        payload: Value,
-        now: &str,
-    ) -> Result<()> {
-        check_ts("now", now)?;
-        let actor = non_empty("actor", actor)?;
-        if to == ProposalState::Approved {
-            return Err(LedgerError::InvalidInput(
-                "a proposal becomes approved only through an approval".into(),
-            ));
-        }
-        let mut payload = payload_object(payload)?;
-        payload.insert("from".into(), Value::String(from.as_str().into()));
-        payload.insert("to".into(), Value::String(to.as_str().into()));
-        let payload = Value::Object(payload);
-        reject_secrets("event payload", &payload)?;
-
-        let tx = self.immediate()?;
-        let (rec, intact) = load(&tx, id)?;
-        let id = rec.change_set.proposal_id.clone();
-        refuse_managed(&rec)?;
-        if rec.state != from {
-            return Err(LedgerError::InvalidTransition {
-                id,
-                current: rec.state,
-                requested: to,
-                expected: Some(from),
-            });
-        }
-        if !from.can_move_to(to) {
-            return Err(LedgerError::InvalidTransition {
-                id,
-                current: rec.state,
-                requested: to,
-                expected: None,
-            });
-        }
-        if to == ProposalState::Applying && !intact {
-            return Err(LedgerError::ProposalDigestMismatch { id });
-        }
-        set_state(&tx, &id, from, to, now)?;
-        insert_event(&tx, &id, "proposal_state_changed", actor, &payload, now)?;
-        tx.commit()?;
-        Ok(())
     }
 
     // ---------------------------------------------------------------- mirrors of proposals managed elsewhere
@@ -1022,42 +657,6 @@ fn validate_change_set(cs: &ChangeSet) -> Result<()> {
     Ok(())
 }
 
-fn validate_evidence(e: &EvidenceRecord) -> Result<()> {
-    non_empty("evidence_bundle_id", &e.evidence_bundle_id)?;
-    check_ts("evidence created_at", &e.created_at)
-}
-
-fn validate_audit(a: &QueryAuditRecord) -> Result<()> {
-    check_ts("query audit created_at", &a.created_at)?;
-    if !a.duration_ms.is_finite() || a.duration_ms < 0.0 {
-        return Err(LedgerError::InvalidInput(
-            "duration_ms must be a finite, non-negative number".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The audit row of a read, linked to its evidence bundle (and proposal, when given).
-fn link_audit(
-    audit: &QueryAuditRecord,
-    evidence: &EvidenceRecord,
-    proposal_id: Option<&str>,
-) -> Result<QueryAuditRecord> {
-    if let Some(eid) = &audit.evidence_bundle_id
-        && *eid != evidence.evidence_bundle_id
-    {
-        return Err(LedgerError::InvalidInput(
-            "the query audit names another evidence bundle".into(),
-        ));
-    }
-    let mut audit = audit.clone();
-    audit.evidence_bundle_id = Some(evidence.evidence_bundle_id.clone());
-    if let Some(pid) = proposal_id {
-        audit.proposal_id = Some(pid.to_owned());
-    }
-    Ok(audit)
-}
-
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|_| LedgerError::InvalidInput("a record could not be encoded as JSON".into()))
 }
@@ -1067,12 +666,6 @@ fn reject_secrets(what: &'static str, v: &Value) -> Result<()> {
         Some(path) => Err(LedgerError::SecretMaterialRejected { what, path }),
         None => Ok(()),
     }
-}
-
-/// Approver identities are compared trimmed and ASCII-case-insensitively, so `Alice` cannot
-/// approve what `alice` proposed.
-fn same_person(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 // -------------------------------------------------------------------- row helpers
@@ -1099,30 +692,6 @@ fn resolve_id(conn: &Connection, id_or_latest: &str) -> Result<String> {
     )
     .optional()?
     .ok_or_else(|| LedgerError::ProposalNotFound { id: "latest".into() })
-}
-
-/// The first id of `base`, `base-2`, `base-3`, ... that no proposal has.
-fn free_proposal_id(conn: &Connection, base: &str) -> Result<String> {
-    let taken = |id: &str| -> Result<bool> {
-        Ok(conn
-            .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
-            .is_some())
-    };
-    if !taken(base)? {
-        return Ok(base.to_owned());
-    }
-    for n in 2..10_000u32 {
-        let candidate = format!("{base}-{n}");
-        if !taken(&candidate)? {
-            return Ok(candidate);
-        }
-    }
-    Err(LedgerError::InvalidInput(
-        "too many proposals share this proposal id".into(),
-    ))
 }
 
 fn parse_state(id: &str, s: &str) -> Result<ProposalState> {
@@ -1225,17 +794,6 @@ fn insert_proposal_row(
     Ok(())
 }
 
-/// Local decisions and applies are refused on a mirror of a proposal managed elsewhere.
-fn refuse_managed(rec: &ProposalRecord) -> Result<()> {
-    match &rec.managed_by {
-        Some(by) => Err(LedgerError::ManagedExternally {
-            id: rec.change_set.proposal_id.clone(),
-            by: by.clone(),
-        }),
-        None => Ok(()),
-    }
-}
-
 fn load_verified(conn: &Connection, id: &str) -> Result<ProposalRecord> {
     match load(conn, id)? {
         (rec, true) => Ok(rec),
@@ -1285,63 +843,6 @@ fn insert_event(
     )?
     .execute(params![proposal_id, kind, actor, payload_json, at])?;
     Ok(conn.last_insert_rowid())
-}
-
-fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1")?
-        .query_row([&e.evidence_bundle_id], |r| r.get(0))
-        .optional()?;
-    if exists.is_some() {
-        return Err(LedgerError::InvalidInput(format!(
-            "evidence bundle {} is already recorded",
-            e.evidence_bundle_id
-        )));
-    }
-    let items = serde_json::to_string(&e.items)
-        .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
-    conn.prepare_cached(
-        "INSERT INTO evidence_bundles (evidence_bundle_id, proposal_id, capability, tenant_id, principal,
-             source_id, target, object_id, query_fingerprint, items_json, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        e.evidence_bundle_id,
-        e.proposal_id,
-        e.capability,
-        e.tenant_id,
-        e.principal,
-        e.source_id,
-        e.target,
-        e.object_id,
-        e.query_fingerprint,
-        items,
-        e.created_at,
-    ])?;
-    Ok(())
-}
-
-fn insert_audit(conn: &Connection, a: &QueryAuditRecord) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO query_audit (evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id,
-             query_fingerprint, statement_template, row_count, duration_ms, outcome, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
-        a.evidence_bundle_id,
-        a.proposal_id,
-        a.capability,
-        a.tenant_id,
-        a.principal,
-        a.source_id,
-        a.query_fingerprint,
-        a.statement_template,
-        a.row_count,
-        a.duration_ms,
-        a.outcome,
-        a.created_at,
-    ])?;
-    Ok(())
 }
 
 fn u32_col(table: &'static str, row: &str, v: i64) -> Result<u32> {
