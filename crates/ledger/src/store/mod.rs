@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use synapsor_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use synapsor_core::{ChangeSet, ProposalState};
 
@@ -22,6 +22,7 @@ use crate::schema;
 
 mod lifecycle;
 mod mirror;
+mod receipts;
 
 /// How long a statement waits for another connection's write lock before `STORE_UNAVAILABLE`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -190,87 +191,6 @@ impl LedgerStore {
             .collect()
     }
 
-    // ---------------------------------------------------------------- receipts
-
-    /// Records a writeback receipt once per `(proposal_id, idempotency_key)`; returns whether it
-    /// was new. A new receipt appends a `writeback_<status>` event. Does not change the state:
-    /// the applier moves the state with [`transition`](Self::transition).
-    pub fn record_receipt(&mut self, receipt: &ReceiptRecord) -> Result<bool> {
-        self.insert_receipt(receipt, false)
-    }
-
-    /// Records the receipt of one apply attempt, as [`record_receipt`](Self::record_receipt), except
-    /// that a `failed` attempt is stored under `<idempotency_key>#failed-<n>` (n = the proposal's
-    /// failed receipts so far + 1, counted in the same transaction): every failure is kept, and a
-    /// retry with the same key that applies still records its own receipt.
-    pub fn record_attempt_receipt(&mut self, receipt: &ReceiptRecord) -> Result<bool> {
-        self.insert_receipt(receipt, true)
-    }
-
-    fn insert_receipt(&mut self, receipt: &ReceiptRecord, number_failures: bool) -> Result<bool> {
-        check_ts("created_at", &receipt.created_at)?;
-        non_empty("idempotency_key", &receipt.idempotency_key)?;
-        if !RECEIPT_STATUSES.contains(&receipt.status.as_str()) {
-            return Err(LedgerError::InvalidInput(format!(
-                "receipt status must be one of {}",
-                RECEIPT_STATUSES.join(", ")
-            )));
-        }
-        reject_secrets("receipt", &to_json(receipt)?)?;
-        let receipt_json = serde_json::to_string(&receipt.receipt)
-            .map_err(|_| LedgerError::InvalidInput("the receipt could not be encoded".into()))?;
-        let tx = self.immediate()?;
-        require_proposal(&tx, &receipt.proposal_id)?;
-        let key = if number_failures && receipt.status == "failed" {
-            let failed: i64 = tx.query_row(
-                "SELECT count(*) FROM receipts WHERE proposal_id = ?1 AND status = 'failed'",
-                [&receipt.proposal_id],
-                |r| r.get(0),
-            )?;
-            format!("{}#failed-{}", receipt.idempotency_key, failed + 1)
-        } else {
-            receipt.idempotency_key.clone()
-        };
-        let inserted = tx.execute(
-            "INSERT INTO receipts (proposal_id, idempotency_key, status, rows_affected, safe_error_code,
-                 receipt_json, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (proposal_id, idempotency_key) DO NOTHING",
-            params![
-                receipt.proposal_id,
-                key,
-                receipt.status,
-                receipt.rows_affected,
-                receipt.safe_error_code,
-                receipt_json,
-                receipt.created_at,
-            ],
-        )? == 1;
-        if inserted {
-            insert_event(
-                &tx,
-                &receipt.proposal_id,
-                &format!("writeback_{}", receipt.status),
-                "runner",
-                &json!({
-                    "idempotency_key": key,
-                    "status": receipt.status,
-                    "rows_affected": receipt.rows_affected,
-                    "safe_error_code": receipt.safe_error_code,
-                }),
-                &receipt.created_at,
-            )?;
-        }
-        tx.commit()?;
-        Ok(inserted)
-    }
-
-    /// The receipts of a proposal, oldest first.
-    pub fn receipts_for(&self, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
-        require_proposal(&self.conn, proposal_id)?;
-        receipts(&self.conn, proposal_id)
-    }
-
     // ---------------------------------------------------------------- evidence, replay, events
 
     /// One evidence bundle with its query audit rows.
@@ -297,7 +217,7 @@ impl LedgerStore {
             replay_id: format!("replay_{id}"),
             events: events_where(&self.conn, "proposal_id = ?1", &[&id as &dyn rusqlite::ToSql], u32::MAX)?,
             evidence: evidence_where(&self.conn, "proposal_id = ?1", &id)?,
-            receipts: receipts(&self.conn, &id)?,
+            receipts: load_receipts(&self.conn, &id)?,
             proposal,
             digest_verified,
         })
@@ -808,7 +728,7 @@ fn audit_for_bundle(conn: &Connection, bundle_id: &str) -> Result<Vec<QueryAudit
         .collect()
 }
 
-fn receipts(conn: &Connection, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
+fn load_receipts(conn: &Connection, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
     let mut stmt = conn.prepare(
         "SELECT receipt_id, proposal_id, idempotency_key, status, rows_affected, safe_error_code, receipt_json,
                 created_at
