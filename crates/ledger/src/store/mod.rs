@@ -4,6 +4,17 @@
 //! made inside the transaction (is it still pending? is this digest already open?) cannot be
 //! invalidated by another writer before the transaction commits, and a busy store waits
 //! `busy_timeout` instead of failing half-way.
+//!
+//! The methods are spread over submodules, one `impl LedgerStore` block each:
+//! - `lifecycle`: recording reads and proposals, approve, reject and state transitions;
+//! - `mirror`: mirrors of proposals managed elsewhere (a Kubernetes `Proposal`);
+//! - `receipts`: writeback receipts;
+//! - `queries`: the read side: proposals, evidence bundles, replay and events;
+//! - `maintenance`: stats, vacuum and prune.
+//!
+//! This file holds the struct, opening and migration, the transaction helper, and the validation
+//! and row helpers that several submodules share. Those helpers stay private: child modules can
+//! reach their parent's private items, and nothing outside the store should call them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -382,6 +393,7 @@ fn u32_col(table: &'static str, row: &str, v: i64) -> Result<u32> {
     })
 }
 
+/// The receipts of a proposal, oldest first (for `receipts_for` and the replay).
 fn load_receipts(conn: &Connection, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
     let mut stmt = conn.prepare(
         "SELECT receipt_id, proposal_id, idempotency_key, status, rows_affected, safe_error_code, receipt_json,
