@@ -395,39 +395,42 @@ fn u32_col(table: &'static str, row: &str, v: i64) -> Result<u32> {
 
 /// The receipts of a proposal, oldest first (for `receipts_for` and the replay).
 fn load_receipts(conn: &Connection, proposal_id: &str) -> Result<Vec<ReceiptRecord>> {
-    let mut stmt = conn.prepare(
+    query_rows(
+        conn,
         "SELECT receipt_id, proposal_id, idempotency_key, status, rows_affected, safe_error_code, receipt_json,
                 created_at
          FROM receipts WHERE proposal_id = ?1 ORDER BY receipt_id",
-    )?;
-    let raw = stmt
-        .query_map([proposal_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    raw.into_iter()
-        .map(
-            |(rid, proposal_id, idempotency_key, status, rows, safe_error_code, json, created_at)| {
-                let row = rid.to_string();
-                Ok(ReceiptRecord {
-                    proposal_id,
-                    idempotency_key,
-                    status,
-                    rows_affected: u32_col("receipts", &row, rows)?,
-                    safe_error_code,
-                    receipt: serde_json::from_str(&json).map_err(|e| LedgerError::corrupt_json("receipts", row, &e))?,
-                    created_at,
-                })
-            },
-        )
-        .collect()
+        [proposal_id],
+        |r| {
+            let row = r.get::<_, i64>(0)?.to_string();
+            let json: String = r.get(6)?;
+            Ok(ReceiptRecord {
+                proposal_id: r.get(1)?,
+                idempotency_key: r.get(2)?,
+                status: r.get(3)?,
+                rows_affected: u32_col("receipts", &row, r.get(4)?)?,
+                safe_error_code: r.get(5)?,
+                receipt: serde_json::from_str(&json).map_err(|e| LedgerError::corrupt_json("receipts", row, &e))?,
+                created_at: r.get(7)?,
+            })
+        },
+    )
+}
+
+/// Runs `sql` and turns each row into a record with `decode`. Decoding runs here, outside
+/// rusqlite's row mapping, because it can fail with ledger errors (corrupt JSON, an unknown
+/// state) that a `query_map` closure cannot return.
+fn query_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut decode: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
 }

@@ -4,7 +4,8 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{
-    DEFAULT_LIST_LIMIT, LedgerStore, MAX_LIST_LIMIT, load, load_receipts, load_verified, parse_state, u32_col,
+    DEFAULT_LIST_LIMIT, LedgerStore, MAX_LIST_LIMIT, load, load_receipts, load_verified, parse_state, query_rows,
+    u32_col,
 };
 use crate::error::{LedgerError, Result};
 use crate::records::{
@@ -47,38 +48,22 @@ impl LedgerStore {
         args.push(Sql::Integer(i64::from(limit)));
         sql.push_str(&format!(" ORDER BY created_at DESC, rowid DESC LIMIT ?{}", args.len()));
 
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(
-                |(id, state, capability, tenant_id, principal, bo, oid, digest, created_at)| {
-                    Ok(ProposalSummary {
-                        state: parse_state(&id, &state)?,
-                        proposal_id: id,
-                        capability,
-                        tenant_id,
-                        principal,
-                        object: format!("{bo}:{oid}"),
-                        digest,
-                        created_at,
-                    })
-                },
-            )
-            .collect()
+        query_rows(&self.conn, &sql, rusqlite::params_from_iter(args), |r| {
+            let id: String = r.get(0)?;
+            let state: String = r.get(1)?;
+            let bo: String = r.get(5)?;
+            let oid: String = r.get(6)?;
+            Ok(ProposalSummary {
+                state: parse_state(&id, &state)?,
+                proposal_id: id,
+                capability: r.get(2)?,
+                tenant_id: r.get(3)?,
+                principal: r.get(4)?,
+                object: format!("{bo}:{oid}"),
+                digest: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        })
     }
 
     // ---------------------------------------------------------------- evidence, replay, events
@@ -164,33 +149,19 @@ fn events_where(conn: &Connection, cond: &str, args: &[&dyn rusqlite::ToSql], li
         "SELECT event_id, proposal_id, kind, actor, payload_json, created_at FROM proposal_events
          WHERE {cond} ORDER BY event_id LIMIT {limit}"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let raw = stmt
-        .query_map(args, |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    raw.into_iter()
-        .map(|(event_id, proposal_id, kind, actor, payload, created_at)| {
-            let payload = serde_json::from_str(&payload)
-                .map_err(|e| LedgerError::corrupt_json("proposal_events", event_id.to_string(), &e))?;
-            Ok(EventRecord {
-                event_id,
-                proposal_id,
-                kind,
-                actor,
-                payload,
-                created_at,
-            })
+    query_rows(conn, &sql, args, |r| {
+        let event_id: i64 = r.get(0)?;
+        let payload: String = r.get(4)?;
+        Ok(EventRecord {
+            event_id,
+            proposal_id: r.get(1)?,
+            kind: r.get(2)?,
+            actor: r.get(3)?,
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| LedgerError::corrupt_json("proposal_events", event_id.to_string(), &e))?,
+            created_at: r.get(5)?,
         })
-        .collect()
+    })
 }
 
 fn evidence_where(conn: &Connection, cond: &str, arg: &str) -> Result<Vec<EvidenceBundle>> {
@@ -199,27 +170,26 @@ fn evidence_where(conn: &Connection, cond: &str, arg: &str) -> Result<Vec<Eviden
                 query_fingerprint, items_json, created_at
          FROM evidence_bundles WHERE {cond} ORDER BY created_at, rowid"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let raw = stmt
-        .query_map([arg], |r| {
-            Ok((
-                EvidenceRecord {
-                    evidence_bundle_id: r.get(0)?,
-                    proposal_id: r.get(1)?,
-                    capability: r.get(2)?,
-                    tenant_id: r.get(3)?,
-                    principal: r.get(4)?,
-                    source_id: r.get(5)?,
-                    target: r.get(6)?,
-                    object_id: r.get(7)?,
-                    query_fingerprint: r.get(8)?,
-                    items: Vec::new(),
-                    created_at: r.get(10)?,
-                },
-                r.get::<_, String>(9)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let raw = query_rows(conn, &sql, [arg], |r| {
+        Ok((
+            EvidenceRecord {
+                evidence_bundle_id: r.get(0)?,
+                proposal_id: r.get(1)?,
+                capability: r.get(2)?,
+                tenant_id: r.get(3)?,
+                principal: r.get(4)?,
+                source_id: r.get(5)?,
+                target: r.get(6)?,
+                object_id: r.get(7)?,
+                query_fingerprint: r.get(8)?,
+                items: Vec::new(),
+                created_at: r.get(10)?,
+            },
+            r.get::<_, String>(9)?,
+        ))
+    })?;
+    // Audit rows are looked up once the bundles' statement has finished, so that only one
+    // statement is open at a time.
     raw.into_iter()
         .map(|(mut evidence, items)| {
             evidence.items = serde_json::from_str(&items)
@@ -231,37 +201,28 @@ fn evidence_where(conn: &Connection, cond: &str, arg: &str) -> Result<Vec<Eviden
 }
 
 fn audit_for_bundle(conn: &Connection, bundle_id: &str) -> Result<Vec<QueryAuditRecord>> {
-    let mut stmt = conn.prepare(
+    query_rows(
+        conn,
         "SELECT audit_id, evidence_bundle_id, proposal_id, capability, tenant_id, principal, source_id,
                 query_fingerprint, statement_template, row_count, duration_ms, outcome, created_at
          FROM query_audit WHERE evidence_bundle_id = ?1 ORDER BY audit_id",
-    )?;
-    let raw = stmt
-        .query_map([bundle_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(9)?,
-                QueryAuditRecord {
-                    evidence_bundle_id: r.get(1)?,
-                    proposal_id: r.get(2)?,
-                    capability: r.get(3)?,
-                    tenant_id: r.get(4)?,
-                    principal: r.get(5)?,
-                    source_id: r.get(6)?,
-                    query_fingerprint: r.get(7)?,
-                    statement_template: r.get(8)?,
-                    row_count: 0,
-                    duration_ms: r.get(10)?,
-                    outcome: r.get(11)?,
-                    created_at: r.get(12)?,
-                },
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    raw.into_iter()
-        .map(|(audit_id, row_count, mut a)| {
-            a.row_count = u32_col("query_audit", &audit_id.to_string(), row_count)?;
-            Ok(a)
-        })
-        .collect()
+        [bundle_id],
+        |r| {
+            let audit_id: i64 = r.get(0)?;
+            Ok(QueryAuditRecord {
+                evidence_bundle_id: r.get(1)?,
+                proposal_id: r.get(2)?,
+                capability: r.get(3)?,
+                tenant_id: r.get(4)?,
+                principal: r.get(5)?,
+                source_id: r.get(6)?,
+                query_fingerprint: r.get(7)?,
+                statement_template: r.get(8)?,
+                row_count: u32_col("query_audit", &audit_id.to_string(), r.get(9)?)?,
+                duration_ms: r.get(10)?,
+                outcome: r.get(11)?,
+                created_at: r.get(12)?,
+            })
+        },
+    )
 }
