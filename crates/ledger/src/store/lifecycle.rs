@@ -106,16 +106,7 @@ impl LedgerStore {
 
         if let Some(existing_id) = open {
             let record = load_verified(&tx, &existing_id)?;
-            let evidence = EvidenceRecord {
-                proposal_id: Some(existing_id.clone()),
-                ..evidence.clone()
-            };
-            let audit = QueryAuditRecord {
-                proposal_id: Some(existing_id.clone()),
-                ..audit
-            };
-            insert_evidence(&tx, &evidence)?;
-            insert_audit(&tx, &audit)?;
+            insert_read_for(&tx, &existing_id, evidence, &audit)?;
             insert_event(
                 &tx,
                 &existing_id,
@@ -149,16 +140,7 @@ impl LedgerStore {
             &json!({"digest": cs.digest, "mode": cs.mode}),
             &cs.created_at,
         )?;
-        let evidence = EvidenceRecord {
-            proposal_id: Some(final_id.clone()),
-            ..evidence.clone()
-        };
-        let audit = QueryAuditRecord {
-            proposal_id: Some(final_id.clone()),
-            ..audit
-        };
-        insert_evidence(&tx, &evidence)?;
-        insert_audit(&tx, &audit)?;
+        insert_read_for(&tx, &final_id, evidence, &audit)?;
         insert_event(
             &tx,
             &final_id,
@@ -460,6 +442,21 @@ fn refuse_managed(rec: &ProposalRecord) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// Stores the evidence and audit of a read, both linked to proposal `id` whatever proposal they
+/// named.
+fn insert_read_for(conn: &Connection, id: &str, evidence: &EvidenceRecord, audit: &QueryAuditRecord) -> Result<()> {
+    let evidence = EvidenceRecord {
+        proposal_id: Some(id.to_owned()),
+        ..evidence.clone()
+    };
+    let audit = QueryAuditRecord {
+        proposal_id: Some(id.to_owned()),
+        ..audit.clone()
+    };
+    insert_evidence(conn, &evidence)?;
+    insert_audit(conn, &audit)
 }
 
 fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
