@@ -7,7 +7,7 @@ use synapsor_core::{ChangeSet, ProposalState};
 
 use super::{
     LedgerStore, check_ts, insert_event, insert_proposal_row, load, load_verified, non_empty, payload_object,
-    reject_secrets, require_proposal, set_state, to_json, validate_change_set,
+    proposal_exists, reject_secrets, require_proposal, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
 use crate::records::{EvidenceRecord, ProposalInsert, ProposalRecord, QueryAuditRecord};
@@ -411,20 +411,12 @@ fn same_person(a: &str, b: &str) -> bool {
 
 /// The first id of `base`, `base-2`, `base-3`, ... that no proposal has.
 fn free_proposal_id(conn: &Connection, base: &str) -> Result<String> {
-    let taken = |id: &str| -> Result<bool> {
-        Ok(conn
-            .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
-            .is_some())
-    };
-    if !taken(base)? {
+    if !proposal_exists(conn, base)? {
         return Ok(base.to_owned());
     }
     for n in 2..10_000u32 {
         let candidate = format!("{base}-{n}");
-        if !taken(&candidate)? {
+        if !proposal_exists(conn, &candidate)? {
             return Ok(candidate);
         }
     }

@@ -224,13 +224,20 @@ fn reject_secrets(what: &'static str, v: &Value) -> Result<()> {
 
 // -------------------------------------------------------------------- row helpers
 
+fn proposal_exists(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .is_some())
+}
+
 fn require_proposal(conn: &Connection, id: &str) -> Result<()> {
-    let found: Option<i64> = conn
-        .query_row("SELECT 1 FROM proposals WHERE proposal_id = ?1", [id], |r| r.get(0))
-        .optional()?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(LedgerError::ProposalNotFound { id: id.to_owned() }),
+    if proposal_exists(conn, id)? {
+        Ok(())
+    } else {
+        Err(LedgerError::ProposalNotFound { id: id.to_owned() })
     }
 }
 
