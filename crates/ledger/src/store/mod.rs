@@ -268,12 +268,12 @@ fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
         serde_json::from_str(&cs_json).map_err(|e| LedgerError::corrupt_json("proposals", id, &e))?;
     let state = parse_state(id, &state)?;
     let intact = change_set.digest_is_intact() && change_set.digest == digest && change_set.proposal_id == id;
-    let approvals = {
-        let mut stmt = conn.prepare(
-            "SELECT approver, decision, digest, reason, created_at FROM approvals
-             WHERE proposal_id = ?1 ORDER BY approval_id",
-        )?;
-        stmt.query_map([id], |r| {
+    let approvals = query_rows(
+        conn,
+        "SELECT approver, decision, digest, reason, created_at FROM approvals
+         WHERE proposal_id = ?1 ORDER BY approval_id",
+        [id],
+        |r| {
             Ok(ApprovalRecord {
                 approver: r.get(0)?,
                 decision: r.get(1)?,
@@ -281,9 +281,8 @@ fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
                 reason: r.get(3)?,
                 created_at: r.get(4)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-    };
+        },
+    )?;
     Ok((
         ProposalRecord {
             change_set,
