@@ -3,11 +3,12 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
+use synapsor_core::approval::{distinct_approvers, required_approvals, same_person};
 use synapsor_core::{ChangeSet, ProposalState};
 
 use super::{
-    LedgerStore, check_ts, insert_event, insert_proposal_row, load, load_verified, non_empty, payload_object,
-    proposal_exists, reject_secrets, require_proposal, set_state, to_json, validate_change_set,
+    LedgerStore, check_ts, insert_decision, insert_event, insert_proposal_row, load, load_verified, non_empty,
+    payload_object, proposal_exists, reject_secrets, require_proposal, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
 use crate::records::{EvidenceRecord, ProposalInsert, ProposalRecord, QueryAuditRecord};
@@ -212,29 +213,24 @@ impl LedgerStore {
                 approver: approver.to_owned(),
             });
         }
-        let mut approvers: Vec<&str> = Vec::new();
-        for a in rec
-            .approvals
-            .iter()
-            .filter(|a| a.decision == "approved" && a.digest == digest)
-        {
-            if !approvers.iter().any(|p| same_person(p, &a.approver)) {
-                approvers.push(&a.approver);
-            }
-        }
+        let approvers = distinct_approvers(
+            rec.approvals
+                .iter()
+                .filter(|a| a.decision == "approved" && a.digest == digest)
+                .map(|a| a.approver.as_str()),
+            &rec.change_set.principal.id,
+            |a| a,
+        );
         if approvers.iter().any(|p| same_person(p, approver)) {
             return Err(LedgerError::AlreadyDecided {
                 id,
                 approver: approver.to_owned(),
             });
         }
-        tx.execute(
-            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-             VALUES (?1, ?2, 'approved', ?3, ?4, ?5)",
-            params![id, approver, digest, reason, now],
-        )?;
+        insert_decision(&tx, &id, approver, "approved", &digest, reason, now)?;
         let approvals = approvers.len() + 1;
-        let required = rec.change_set.approval.required_approvals.max(1) as usize;
+        // The change set's own requirement: the apply plan raises it to the current config's.
+        let required = required_approvals(rec.change_set.approval.required_approvals, None);
         insert_event(
             &tx,
             &id,
@@ -287,11 +283,7 @@ impl LedgerStore {
         let digest: String = tx.query_row("SELECT digest FROM proposals WHERE proposal_id = ?1", [&id], |r| {
             r.get(0)
         })?;
-        tx.execute(
-            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-             VALUES (?1, ?2, 'rejected', ?3, ?4, ?5)",
-            params![id, approver, digest, reason, now],
-        )?;
+        insert_decision(&tx, &id, approver, "rejected", &digest, Some(reason), now)?;
         set_state(&tx, &id, from, ProposalState::Rejected, now)?;
         insert_event(
             &tx,
@@ -402,11 +394,6 @@ fn link_audit(
     Ok(audit)
 }
 
-/// Approver identities are compared trimmed and ASCII-case-insensitively, so `Alice` cannot
-/// approve what `alice` proposed.
-fn same_person(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
-}
 // -------------------------------------------------------------------- row helpers
 
 /// The first id of `base`, `base-2`, `base-3`, ... that no proposal has.

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use synapsor_core::{ChangeSet, ProposalState};
 
 use super::{
-    LedgerStore, check_ts, insert_event, insert_proposal_row, load_verified, non_empty, payload_object, reject_secrets,
-    set_state, to_json, validate_change_set,
+    LedgerStore, check_ts, insert_decision, insert_event, insert_proposal_row, load_verified, non_empty,
+    payload_object, reject_secrets, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
 
@@ -142,11 +142,7 @@ impl LedgerStore {
             reject_secrets("rejection reason", &Value::String(r.to_owned()))?;
         }
         let digest = rec.change_set.digest.clone();
-        tx.execute(
-            "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, who, decision, digest, rejection, at],
-        )?;
+        insert_decision(&tx, id, who, decision, &digest, rejection, at)?;
         let kind = if rejection.is_some() {
             "proposal_rejected"
         } else {

@@ -391,6 +391,24 @@ fn insert_event(
     Ok(conn.last_insert_rowid())
 }
 
+/// One row of `approvals`: an approval or a rejection, bound to the digest it was made on.
+fn insert_decision(
+    conn: &Connection,
+    proposal_id: &str,
+    who: &str,
+    decision: &str,
+    digest: &str,
+    reason: Option<&str>,
+    at: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![proposal_id, who, decision, digest, reason, at],
+    )?;
+    Ok(())
+}
+
 fn u32_col(table: &'static str, row: &str, v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| LedgerError::CorruptRow {
         table,
