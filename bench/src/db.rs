@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use synapsor_core::context::{Clock, SystemClock};
 
 /// The tenant the runner is bound to (`SYNAPSOR_TENANT_ID`); the other three exist so every
 /// lookup has to filter by tenant.
@@ -66,13 +67,10 @@ async fn exec(conn: &mut PgConnection, sql: String) -> anyhow::Result<()> {
 impl BenchDb {
     /// Creates the database, seeds `rows` invoices and the read role.
     pub async fn create(admin_url: &str, rows: usize) -> anyhow::Result<BenchDb> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!("synapsor_bench_{}_{nanos}", std::process::id());
+        let millis = SystemClock.now_ms().rem_euclid(1_000_000_000);
+        let name = format!("synapsor_bench_{}_{millis}", std::process::id());
         let role = format!("{name}_read");
-        let password = format!("bench{nanos:x}{:x}", std::process::id());
+        let password = format!("bench{millis:x}{:x}", std::process::id());
 
         let mut conn = PgConnection::connect(admin_url)
             .await

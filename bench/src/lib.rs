@@ -35,6 +35,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgExecutor, Row, ValueRef};
+use synapsor_core::context::{Clock, SystemClock};
 use tokio::sync::{Barrier, Mutex};
 
 use crate::cli::{Args, Settings};
@@ -157,11 +158,7 @@ fn config_doc() -> Value {
 fn setup(s: &Settings, db: &BenchDb, work: &Path) -> anyhow::Result<(Launcher, String)> {
     let config = work.join("synapsor.runner.json");
     std::fs::write(&config, serde_json::to_string_pretty(&config_doc())? + "\n")?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let token = format!("bench-{nanos:x}-{:x}", std::process::id());
+    let token = format!("bench-{:x}-{:x}", SystemClock.now_ms(), std::process::id());
     let env: Vec<(String, String)> = vec![
         ("BENCH_READ_URL".into(), db.read_url.clone()),
         ("SYNAPSOR_TENANT_ID".into(), TENANT.into()),
@@ -376,7 +373,7 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     }
 
     let report = json!({
-        "generated_at": report::now_rfc3339(),
+        "generated_at": SystemClock.now_rfc3339(),
         "runner": {"binary": s.runner, "version": runner_version},
         "machine": report::machine(),
         "load_average_1_5_15": {"start": load_start, "end": load_end},

@@ -122,30 +122,6 @@ pub fn loadavg() -> String {
         .join(" ")
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for now (civil-from-days, no date crate needed).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +130,5 @@ mod tests {
     fn checks() {
         assert_eq!(Check::at_most("x", 1.0, "ms", 1.0).pass, Some(true));
         assert_eq!(Check::at_most("x", 1.01, "ms", 1.0).pass, Some(false));
-        assert!(now_rfc3339().ends_with('Z'));
-        assert_eq!(now_rfc3339().len(), 20);
     }
 }
