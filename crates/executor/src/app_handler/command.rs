@@ -10,7 +10,7 @@ use synapsor_core::secrets::is_secret_value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    DEFAULT_TIMEOUT_MS, MAX_RECEIPT_BYTES, ParsedReceipt, Signing, Verdict, build_request, finish, parse_receipt,
+    MAX_RECEIPT_BYTES, ParsedReceipt, Signing, Verdict, attempt_timeout, build_request, finish, parse_receipt,
     precheck, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
 };
 use crate::guards::truncate;
@@ -74,7 +74,7 @@ impl CommandHandlerExecutor {
             name: name.to_owned(),
             command_env: command_env.clone(),
             signing: Signing::from_config(signing_secret_env, signing_key_id),
-            timeout: Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1)),
+            timeout: attempt_timeout(*timeout_ms),
         })
     }
 

@@ -12,7 +12,7 @@ use synapsor_core::config::{self, ExecutorAuth, HttpMethod};
 use synapsor_handler::{IDEMPOTENCY_HEADER, PROPOSAL_HEADER, SIGNATURE_HEADER};
 
 use super::{
-    DEFAULT_TIMEOUT_MS, HandlerStatus, MAX_RECEIPT_BYTES, ParsedReceipt, RetryPolicy, Signing, Verdict, build_request,
+    HandlerStatus, MAX_RECEIPT_BYTES, ParsedReceipt, RetryPolicy, Signing, Verdict, attempt_timeout, build_request,
     finish, parse_receipt, precheck, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
 };
 use crate::receipt::{Receipt, WritebackCode};
@@ -186,7 +186,7 @@ impl HttpHandlerExecutor {
                 .as_ref()
                 .map(|ExecutorAuth::BearerEnv { token_env }| token_env.clone()),
             signing: Signing::from_config(signing_secret_env, signing_key_id),
-            timeout: Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1)),
+            timeout: attempt_timeout(*timeout_ms),
             retry: RetryPolicy::default(),
         })
     }

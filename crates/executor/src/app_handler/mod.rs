@@ -109,6 +109,12 @@ impl RetryPolicy {
     }
 }
 
+/// The per-attempt timeout of a handler executor: `timeout_ms`, or [`DEFAULT_TIMEOUT_MS`]; at
+/// least 1 ms, since a zero timeout would cut every attempt off at once.
+fn attempt_timeout(timeout_ms: Option<u64>) -> Duration {
+    Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).max(1))
+}
+
 /// `signing_secret_env` and the key id to sign with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Signing {
