@@ -213,16 +213,12 @@ impl CommandHandlerExecutor {
                     format!("{exit}{why}"),
                 )
             }
-            ParsedReceipt::Invalid(why) => Verdict::failed(
-                WritebackCode::HandlerReceiptInvalid,
-                format!(
-                    "the handler command wrote an invalid receipt ({why}); its outcome is unknown: fix the handler, then apply again (its idempotency key keeps it from writing twice)"
-                ),
+            ParsedReceipt::Invalid(why) => Verdict::receipt_unusable(
+                &format!("the handler command wrote an invalid receipt ({why})"),
                 format!("{exit}, invalid receipt: {why}"),
             ),
-            ParsedReceipt::NotAReceipt => Verdict::failed(
-                WritebackCode::HandlerReceiptInvalid,
-                "the handler command exited 0 without a synapsor.handler-receipt.v1 on stdout; its outcome is unknown: fix the handler, then apply again (its idempotency key keeps it from writing twice)",
+            ParsedReceipt::NotAReceipt => Verdict::receipt_unusable(
+                "the handler command exited 0 without a synapsor.handler-receipt.v1 on stdout",
                 format!("{exit} without a receipt"),
             ),
         };

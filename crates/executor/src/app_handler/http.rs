@@ -89,21 +89,15 @@ fn classify(answer: Answer, dry_run: bool, timeout: Duration) -> Step {
             }
             Step::Final(v)
         }
-        ParsedReceipt::Invalid(why) => Step::Final(Verdict::failed(
-            WritebackCode::HandlerReceiptInvalid,
-            format!(
-                "the handler answered HTTP {status} with an invalid receipt ({why}); its outcome is unknown: fix the handler, then apply again (its idempotency key keeps it from writing twice)"
-            ),
+        ParsedReceipt::Invalid(why) => Step::Final(Verdict::receipt_unusable(
+            &format!("the handler answered HTTP {status} with an invalid receipt ({why})"),
             format!("HTTP {status}, invalid receipt: {why}"),
         )),
         ParsedReceipt::NotAReceipt => {
             let detail = format!("HTTP {status} without a receipt");
             match status {
-                200..=299 => Step::Final(Verdict::failed(
-                    WritebackCode::HandlerReceiptInvalid,
-                    format!(
-                        "the handler answered HTTP {status} without a valid synapsor.handler-receipt.v1 body; its outcome is unknown: fix the handler, then apply again (its idempotency key keeps it from writing twice)"
-                    ),
+                200..=299 => Step::Final(Verdict::receipt_unusable(
+                    &format!("the handler answered HTTP {status} without a valid synapsor.handler-receipt.v1 body"),
                     detail,
                 )),
                 401 | 403 => Step::Final(Verdict::failed(

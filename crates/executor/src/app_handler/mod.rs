@@ -406,6 +406,18 @@ impl Verdict {
         }
     }
 
+    /// The handler may have run but left no usable receipt (`what` says how): its outcome is
+    /// unknown, so the proposal stays retryable and the idempotency key makes the retry safe.
+    fn receipt_unusable(what: &str, detail: impl Into<String>) -> Verdict {
+        Verdict::failed(
+            WritebackCode::HandlerReceiptInvalid,
+            format!(
+                "{what}; its outcome is unknown: fix the handler, then apply again (its idempotency key keeps it from writing twice)"
+            ),
+            detail,
+        )
+    }
+
     fn accepted(&self) -> bool {
         self.status.is_success()
     }
