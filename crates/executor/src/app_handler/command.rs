@@ -6,17 +6,14 @@
 use std::time::Duration;
 
 use synapsor_core::config;
-use synapsor_core::secrets::is_secret_value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::{
     MAX_RECEIPT_BYTES, ParsedReceipt, Signing, Verdict, attempt_timeout, build_request, finish, parse_receipt,
-    precheck, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
+    precheck, redacted, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
 };
-use crate::guards::truncate;
 use crate::receipt::{Receipt, WritebackCode};
 use crate::{ApplyRequest, BoxFuture, Executor};
-use synapsor_source::redact;
 
 /// Environment variable carrying the `X-Synapsor-Signature` value to a command handler.
 pub const SIGNATURE_ENV: &str = "SYNAPSOR_SIGNATURE";
@@ -177,10 +174,7 @@ impl CommandHandlerExecutor {
         };
         let stderr_text = String::from_utf8_lossy(&stderr);
         if !stderr_text.trim().is_empty() {
-            let mut shown = truncate(&redact(&stderr_text), 500);
-            if is_secret_value(&shown) {
-                shown = "[withheld: it looked like a credential]".to_owned();
-            }
+            let shown = redacted(&stderr_text, 500);
             tracing::info!(
                 executor = %self.name, proposal_id = %cs.proposal_id, stderr = %shown, "handler command stderr"
             );

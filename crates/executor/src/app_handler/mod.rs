@@ -370,9 +370,16 @@ fn check_receipt(r: &HandlerReceipt, dry_run: bool) -> Result<(), String> {
 /// credentials, at most [`MAX_HANDLER_MESSAGE_CHARS`] characters.
 fn safe_message(m: &str) -> String {
     let one_line: String = m.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let short = truncate(&redact(&one_line), MAX_HANDLER_MESSAGE_CHARS);
+    redacted(&one_line, MAX_HANDLER_MESSAGE_CHARS)
+}
+
+/// Text the handler wrote (its message, a command's stderr), fit to record or log: URLs without
+/// credentials, at most `max_chars` characters, and withheld whole when it still looks like a
+/// credential.
+fn redacted(text: &str, max_chars: usize) -> String {
+    let short = truncate(&redact(text), max_chars);
     // The ledger refuses to store credential-looking text; a handler's words must never block
-    // the record of what it did.
+    // the record of what it did, nor put a secret in the log.
     if is_secret_value(&short) {
         return "[withheld: it looked like a credential]".to_owned();
     }
