@@ -53,6 +53,7 @@ use synapsor_handler::{
 
 use crate::guards::{self, truncate};
 use crate::receipt::{HandlerCode, Receipt, ReceiptStatus, WritebackCode};
+use crate::sql::checked_plan;
 use crate::{ApplyRequest, EnvLookup};
 use synapsor_source::redact;
 
@@ -176,24 +177,9 @@ fn precheck(req: &ApplyRequest<'_>, executor: &str) -> Result<Receipt, Box<Recei
     let cs = req.change_set;
     let cap = req.capability;
     let mut receipt = Receipt::new(cs, executor, &req.executed_at, req.dry_run);
-    if !cs.digest_is_intact() {
-        receipt.check("digest", false, "the change set does not match its digest");
-        return Err(Box::new(receipt.refuse(
-            WritebackCode::ChangeSetDigestMismatch,
-            "the change set does not match its digest; it was modified after approval",
-        )));
-    }
-    let plan = match guards::plan(cs, cap) {
+    let plan = match checked_plan(&mut receipt, cs, cap) {
         Ok(p) => p,
-        Err(r) => {
-            let name = if r.code == WritebackCode::CapabilityChanged {
-                "capability"
-            } else {
-                "policy"
-            };
-            receipt.check(name, false, r.message.clone());
-            return Err(Box::new(receipt.refuse(r.code, r.message)));
-        }
+        Err(r) => return Err(Box::new(receipt.refuse(r.code, r.message))),
     };
     receipt.check(
         "capability",

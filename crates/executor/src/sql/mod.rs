@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use synapsor_core::config::{Engine, Source, SslMode};
+use synapsor_core::{Capability, ChangeSet};
 
 use crate::guards::{self, Plan, Refusal, VersionGuard};
 use crate::receipt::{Receipt, ReceiptStatus, WritebackCode};
@@ -72,24 +73,9 @@ async fn apply_sql(req: ApplyRequest<'_>) -> Receipt {
     let cs = req.change_set;
     let cap = req.capability;
     let mut receipt = Receipt::new(cs, "sql_update", &req.executed_at, req.dry_run);
-    if !cs.digest_is_intact() {
-        receipt.check("digest", false, "the change set does not match its digest");
-        return receipt.refuse(
-            WritebackCode::ChangeSetDigestMismatch,
-            "the change set does not match its digest; it was modified after approval",
-        );
-    }
-    let plan = match guards::plan(cs, cap) {
+    let plan = match checked_plan(&mut receipt, cs, cap) {
         Ok(p) => p,
-        Err(r) => {
-            let name = if r.code == WritebackCode::CapabilityChanged {
-                "capability"
-            } else {
-                "policy"
-            };
-            receipt.check(name, false, r.message.clone());
-            return receipt.refuse(r.code, r.message);
-        }
+        Err(r) => return receipt.refuse(r.code, r.message),
     };
     receipt.check(
         "capability",
@@ -155,6 +141,28 @@ async fn apply_sql(req: ApplyRequest<'_>) -> Receipt {
         Engine::Mysql => mysql::apply(&url, &settings, job).await,
         Engine::Sqlite => sqlite::apply(&url, &settings, job).await,
     }
+}
+
+/// The first checks of every executor, before any IO: the change set still matches its digest,
+/// and [`guards::plan`] accepts it against the current reviewed capability. A failure is
+/// recorded on `receipt` as the failed check (`digest`, `capability` or `policy`) and returned
+/// for the caller to seal. App-owned handlers make the same checks, so both refuse alike.
+pub(crate) fn checked_plan(receipt: &mut Receipt, cs: &ChangeSet, cap: &Capability) -> Result<Plan, Refusal> {
+    if !cs.digest_is_intact() {
+        receipt.check("digest", false, "the change set does not match its digest");
+        return Err(Refusal::new(
+            WritebackCode::ChangeSetDigestMismatch,
+            "the change set does not match its digest; it was modified after approval",
+        ));
+    }
+    guards::plan(cs, cap).inspect_err(|r| {
+        let name = if r.code == WritebackCode::CapabilityChanged {
+            "capability"
+        } else {
+            "policy"
+        };
+        receipt.check(name, false, r.message.clone());
+    })
 }
 
 /// What one apply works on; owned so the SQLite path can move it to a blocking thread.
