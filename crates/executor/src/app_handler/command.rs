@@ -231,3 +231,26 @@ impl Executor for CommandHandlerExecutor {
         Box::pin(self.apply_command(req))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_past_the_cap_is_drained_not_kept() {
+        let input: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut small = &input[..100];
+        assert_eq!(
+            read_capped(Some(&mut small), 1000).await,
+            (input[..100].to_vec(), false)
+        );
+        // Past the cap the rest is still read, so a child writing more never blocks on the pipe.
+        let mut large = &input[..];
+        let (out, overflow) = read_capped(Some(&mut large), 10_000).await;
+        assert!(overflow);
+        assert!(out.len() <= 10_000, "{}", out.len());
+        assert_eq!(out, input[..out.len()]);
+        assert!(large.is_empty(), "{} bytes left unread", large.len());
+        assert_eq!(read_capped(None::<&[u8]>, 10).await, (Vec::new(), false));
+    }
+}
