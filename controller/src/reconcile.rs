@@ -400,10 +400,9 @@ impl Reconciler<'_> {
     async fn apply(&self, status: ProposalStatus, plan: ApplyPlan<'_>) -> Result<Action, ReconcileError> {
         let ctx = self.ctx;
         let started = std::time::Instant::now();
-        let env = |name: &str| ctx.env.var(name);
         let receipt = plan
             .executor
-            .apply(plan.request(&self.cs, &env, self.now(), false))
+            .apply(plan.request(&self.cs, &*ctx.env, self.now(), false))
             .await;
         ctx.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
         ctx.metrics.applies.with_label_values(&[receipt.status.as_str()]).inc();

@@ -347,8 +347,7 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     let (cfg, _) = synapsor_core::config::parse_config(&std::fs::read_to_string(&fx.config_path).unwrap()).unwrap();
     let caps = synapsor_core::capability::compile(&cfg).unwrap();
     let cap = caps.iter().find(|c| c.name == TOOL).unwrap();
-    let write_url = fx.db.write_url.clone();
-    let env_fn = move |n: &str| (n == "TEST_WRITE_URL").then(|| write_url.clone());
+    let env = std::collections::HashMap::from([("TEST_WRITE_URL".to_owned(), fx.db.write_url.clone())]);
     let receipt = synapsor_executor::select_executor(&cfg, cap)
         .unwrap()
         .apply(synapsor_executor::ApplyRequest {
@@ -356,7 +355,7 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
             capability: cap,
             source_name: "main",
             source: &cfg.sources["main"],
-            env: &env_fn,
+            env: &env,
             executed_at: "2026-11-25T00:00:00Z".into(),
             dry_run: false,
             approvals: vec![],

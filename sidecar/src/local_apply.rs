@@ -17,9 +17,7 @@ use synapsor_core::changeset::ChangeSet;
 use synapsor_core::config::RunnerConfig;
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_core::{ProposalState, ToolError};
-use synapsor_executor::{
-    ApplyRefusal, Approval, EnvLookup, Receipt, ReceiptStatus, check_writeback_enabled, plan_apply,
-};
+use synapsor_executor::{ApplyRefusal, Approval, Env, Receipt, ReceiptStatus, check_writeback_enabled, plan_apply};
 use synapsor_ledger::{LedgerError, LedgerStore, ProposalRecord, ReceiptRecord};
 
 /// Why a local apply did not run (a refusal before any state change), or could not record what
@@ -134,7 +132,7 @@ pub async fn apply_proposal(
     store_path: &Path,
     proposal: &str,
     dry_run: bool,
-    env: EnvLookup<'_>,
+    env: &dyn Env,
     actor: &str,
 ) -> Result<Applied, LocalApplyError> {
     let caps = capability::compile(cfg).map_err(LocalApplyError::Capabilities)?;

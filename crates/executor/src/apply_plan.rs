@@ -17,7 +17,7 @@ use synapsor_core::config::{Mode, RunnerConfig, Source};
 use synapsor_core::{Capability, ChangeSet};
 
 use crate::guards::{Refusal, check_capability_matches};
-use crate::{ApplyRequest, Approval, EnvLookup, Executor, select_executor};
+use crate::{ApplyRequest, Approval, Env, Executor, select_executor};
 
 /// Why an approved change set may not be applied now. Each variant has one stable
 /// [`code`](ApplyRefusal::code); the messages say what to do.
@@ -109,7 +109,7 @@ impl<'a> ApplyPlan<'a> {
     pub fn request<'r>(
         &'r self,
         change_set: &'r ChangeSet,
-        env: EnvLookup<'r>,
+        env: &'r dyn Env,
         executed_at: String,
         dry_run: bool,
     ) -> ApplyRequest<'r> {

@@ -32,10 +32,8 @@ pub mod receipts_table;
 pub mod sql;
 pub mod url;
 
-use std::future::Future;
-use std::pin::Pin;
-
 use synapsor_core::config::{self, RunnerConfig, Source};
+pub use synapsor_core::context::{BoxFuture, Env};
 use synapsor_core::{Capability, ChangeSet};
 
 pub use app_handler::{CommandHandlerExecutor, HttpHandlerExecutor, RetryPolicy};
@@ -49,12 +47,6 @@ pub use sql::{RECEIPTS_TABLE, SqlUpdateExecutor, WriterSettings};
 /// Who approved, and when: sent to app-owned handlers in the request's `approvals`.
 pub use synapsor_handler::Approval;
 
-/// A boxed future, so [`Executor`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Looks an environment variable up (the runner's `Env`, or a test's overlay).
-pub type EnvLookup<'a> = &'a (dyn Fn(&str) -> Option<String> + Send + Sync);
-
 /// One apply (or dry run) of one approved change set.
 pub struct ApplyRequest<'a> {
     pub change_set: &'a ChangeSet,
@@ -64,7 +56,7 @@ pub struct ApplyRequest<'a> {
     pub source_name: &'a str,
     pub source: &'a Source,
     /// Where credentials come from: the writer URL is `env(source.write_url_env)`.
-    pub env: EnvLookup<'a>,
+    pub env: &'a dyn Env,
     /// RFC 3339 UTC timestamp of this attempt (the caller's clock).
     pub executed_at: String,
     /// Run every check and the guarded UPDATE, then roll back and report `would_apply`.

@@ -23,6 +23,17 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}{path}")
 }
 
+/// `scheme://host:port/path` of an HTTP URL: without user info, query or fragment, so safe to
+/// print and log (handler and webhook URLs may carry tokens in any of those).
+pub fn shown_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
 /// The (percent-decoded) user name of a `scheme://user[:password]@host/...` URL.
 pub fn url_user(url: &str) -> Option<String> {
     let (_, rest) = url.split_once("://")?;
@@ -54,8 +65,15 @@ fn percent_decode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        let u = reqwest::Url::parse("https://user:pw@handler.example:8443/apply?token=abc#frag").unwrap();
+        assert_eq!(shown_url(&u), "https://handler.example:8443/apply");
+    }
 
     #[test]
     fn redaction() {

@@ -149,15 +149,13 @@ impl Fixture {
     }
 
     async fn run(&self, executor: &dyn Executor, dry_run: bool) -> Receipt {
-        let env = self.env.clone();
-        let lookup = move |n: &str| env.get(n).cloned();
         let r = executor
             .apply(ApplyRequest {
                 change_set: &self.cs,
                 capability: &self.cap,
                 source_name: "support",
                 source: &self.cfg.sources["support"],
-                env: &lookup,
+                env: &self.env,
                 executed_at: "2026-06-23T10:00:00.000Z".into(),
                 dry_run,
                 approvals: vec![Approval {

@@ -116,8 +116,10 @@ impl H {
     }
 
     async fn apply_with(&self, cap: &Capability, cs: &ChangeSet, dry_run: bool, writer: Option<&str>) -> Receipt {
-        let writer = writer.map(str::to_owned);
-        let env = move |n: &str| if n == "TEST_WRITE_URL" { writer.clone() } else { None };
+        let env: std::collections::HashMap<String, String> = writer
+            .map(|w| ("TEST_WRITE_URL".to_owned(), w.to_owned()))
+            .into_iter()
+            .collect();
         let r = SqlUpdateExecutor
             .apply(ApplyRequest {
                 change_set: cs,

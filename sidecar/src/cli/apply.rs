@@ -26,10 +26,17 @@ pub struct ApplyArgs {
 /// `apply <proposal|latest> [--dry-run] [--json]`.
 pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> Result<i32, CliError> {
     let (cfg, _) = load_config(&global.config)?;
-    let env = |name: &str| ProcessEnv.var(name);
     // Who runs the apply (event actor): $USER, else `local_operator`.
     let operator = ProcessEnv.var("USER").unwrap_or_else(|| "local_operator".into());
-    let done = apply_proposal(&cfg, &store_path(global), &args.proposal, args.dry_run, &env, &operator).await?;
+    let done = apply_proposal(
+        &cfg,
+        &store_path(global),
+        &args.proposal,
+        args.dry_run,
+        &ProcessEnv,
+        &operator,
+    )
+    .await?;
     let view = ApplyView {
         cs: &done.change_set,
         approved_by: &done.approved_by,

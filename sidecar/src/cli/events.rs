@@ -9,6 +9,7 @@ use synapsor_core::context::{Clock, SystemClock};
 
 use synapsor_core::context::{Env, ProcessEnv};
 use synapsor_core::time::format_rfc3339_ms;
+use synapsor_executor::url::shown_url;
 use synapsor_handler::{
     EVENT_ID_HEADER, EVENT_WEBHOOK_SCHEMA, EventEnvelope, SIGNATURE_HEADER, SigningKey, WebhookEvent,
 };
@@ -30,16 +31,6 @@ enum DeliveryError {
     Connect,
     #[error("request failed: {0}")]
     Request(String),
-}
-
-/// The URL without user info, query or fragment: safe to print.
-fn shown_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
 }
 
 #[derive(Debug, Subcommand)]

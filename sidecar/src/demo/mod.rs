@@ -219,7 +219,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
     say(&format!("   -> state {}\n", approved.state.as_str()));
 
     // 7. The privileged apply, with guards, then once more.
-    let writer_env = move |name: &str| demo_env.get(name).cloned();
+    let writer_env = demo_env;
     let applied = apply_proposal(&apply_cfg, &ledger_path, &proposal_id, false, &writer_env, OPERATOR).await?;
     let after_apply = source_row(&source_db, "INV-3001")?;
     say("7. The privileged apply: one transaction with guards (same code path as `synapsor-runner apply`)");

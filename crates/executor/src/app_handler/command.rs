@@ -81,7 +81,7 @@ impl CommandHandlerExecutor {
             Err(r) => return *r,
         };
         let cs = req.change_set;
-        let line = (req.env)(&self.command_env).unwrap_or_default();
+        let line = req.env.var(&self.command_env).unwrap_or_default();
         // Split on whitespace and run without a shell: no quoting, globbing or expansion.
         let mut words = line.split_whitespace();
         let Some(program) = words.next().map(str::to_owned) else {

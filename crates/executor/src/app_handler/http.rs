@@ -16,6 +16,7 @@ use super::{
     finish, parse_receipt, precheck, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
 };
 use crate::receipt::{Receipt, WritebackCode};
+use crate::url::shown_url;
 use crate::{ApplyRequest, BoxFuture, Executor};
 
 /// What one HTTP attempt produced.
@@ -136,16 +137,6 @@ fn classify(answer: Answer, dry_run: bool, timeout: Duration) -> Step {
     }
 }
 
-/// `scheme://host:port/path`: without user info, query or fragment, so safe to log.
-fn shown_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
-}
-
 /// The `http_handler` executor: one signed HTTP request per attempt.
 #[derive(Debug, Clone)]
 pub struct HttpHandlerExecutor {
@@ -244,7 +235,7 @@ impl HttpHandlerExecutor {
             Err(r) => return *r,
         };
         let cs = req.change_set;
-        let Some(raw_url) = (req.env)(&self.url_env).filter(|u| !u.trim().is_empty()) else {
+        let Some(raw_url) = req.env.var(&self.url_env) else {
             return receipt.refuse(
                 WritebackCode::HandlerUrlMissing,
                 format!(
@@ -272,7 +263,7 @@ impl HttpHandlerExecutor {
         };
         let token = match &self.token_env {
             None => None,
-            Some(env) => match (req.env)(env).filter(|t| !t.is_empty()) {
+            Some(env) => match req.env.var(env) {
                 Some(t) => Some(t),
                 None => {
                     return receipt.refuse(
@@ -568,11 +559,5 @@ mod tests {
             let (Step::Final(v) | Step::Retry(v)) = classify(http(status, json!({})), false, t);
             assert!(!is_secret_value(&v.message), "{status}: {}", v.message);
         }
-    }
-
-    #[test]
-    fn urls_are_shown_without_credentials_or_query() {
-        let u = reqwest::Url::parse("https://user:pw@handler.example:8443/apply?token=abc#frag").unwrap();
-        assert_eq!(shown_url(&u), "https://handler.example:8443/apply");
     }
 }

@@ -42,20 +42,21 @@
 mod command;
 mod http;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
+use synapsor_core::context::{Clock, SystemClock};
 use synapsor_core::secrets::is_secret_value;
 use synapsor_handler::{
     ColumnValue, DEFAULT_KEY_ID, HandlerReceipt, HandlerRequest, RECEIPT_SCHEMA, REQUEST_SCHEMA, SigningKey, Target,
     TenantGuard,
 };
+use synapsor_source::redact;
 
 use crate::guards::{self, truncate};
 use crate::receipt::{HandlerCode, Receipt, ReceiptStatus, WritebackCode};
 use crate::sql::checked_plan;
-use crate::{ApplyRequest, EnvLookup};
-use synapsor_source::redact;
+use crate::{ApplyRequest, Env};
 
 pub use command::{CommandHandlerExecutor, IDEMPOTENCY_ENV, PROPOSAL_ENV, SIGNATURE_ENV};
 pub use http::HttpHandlerExecutor;
@@ -137,9 +138,9 @@ type Refused = (WritebackCode, String);
 
 /// The key to sign with: `None` when signing is not configured; an error when it is configured
 /// but the secret is missing or unusable (never send unsigned then).
-fn signing_key(signing: &Option<Signing>, env: EnvLookup<'_>, executor: &str) -> Result<Option<SigningKey>, Refused> {
+fn signing_key(signing: &Option<Signing>, env: &dyn Env, executor: &str) -> Result<Option<SigningKey>, Refused> {
     let Some(s) = signing else { return Ok(None) };
-    let Some(secret) = env(&s.secret_env).filter(|v| !v.is_empty()) else {
+    let Some(secret) = env.var(&s.secret_env) else {
         return Err((
             WritebackCode::HandlerSecretMissing,
             format!(
@@ -163,10 +164,7 @@ fn signing_key(signing: &Option<Signing>, env: EnvLookup<'_>, executor: &str) ->
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemClock.now_ms().div_euclid(1000)
 }
 
 /// The same pre-checks as `sql_update` makes before connecting: the change set matches its

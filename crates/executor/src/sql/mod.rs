@@ -119,7 +119,7 @@ async fn apply_sql(req: ApplyRequest<'_>) -> Receipt {
             ),
         );
     };
-    let Some(url) = (req.env)(env_name).filter(|u| !u.trim().is_empty()) else {
+    let Some(url) = req.env.var(env_name) else {
         return receipt.refuse(
             WritebackCode::WriterCredentialMissing,
             format!(
