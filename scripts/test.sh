@@ -5,6 +5,7 @@
 #   scripts/test.sh                     lint + all tests
 #   scripts/test.sh -E 'test(pg)'       extra args go to `cargo nextest run`
 #   SYNAPSOR_SKIP_LINT=1 scripts/test.sh   skip fmt/clippy (quick local loop)
+#   SYNAPSOR_SKIP_DENY=1 scripts/test.sh   skip the dependency check (deny.toml)
 #   SYNAPSOR_KEEP_DBS=1 scripts/test.sh    leave the databases running after
 #   SYNAPSOR_KEEP_K8S=1 scripts/test.sh    leave the Kubernetes API server running after
 #   SYNAPSOR_K8S_USE_KUBECONFIG=1 scripts/test.sh
@@ -79,6 +80,27 @@ if [ "${SYNAPSOR_SKIP_LINT:-0}" = 1 ]; then
 else
     step "cargo fmt --check" cargo fmt --all -- --check
     step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+# Dependencies (deny.toml): licenses, duplicate versions and sources, and advisories against the
+# advisory database already on this machine. Nothing but crates is fetched: `cargo fetch` brings
+# the crates of every target deny.toml names, then cargo-deny runs --offline. Without a local
+# advisory database (`cargo deny fetch db` makes one) the advisories check is skipped, loudly.
+if [ "${SYNAPSOR_SKIP_DENY:-0}" = 1 ]; then
+    log "skipping cargo deny (SYNAPSOR_SKIP_DENY=1)"
+else
+    if ! cargo deny --version >/dev/null 2>&1; then
+        # A debug build: a third of the release build's time, and fast enough for one check.
+        step "installing cargo-deny" cargo install --locked --debug cargo-deny
+    fi
+    step "cargo fetch (every target deny.toml checks)" cargo fetch --locked --quiet
+    deny_checks=(bans licenses sources)
+    if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/*/.git" >/dev/null; then
+        deny_checks+=(advisories)
+    else
+        log "note: no local advisory database in ${CARGO_HOME:-$HOME/.cargo}/advisory-dbs: advisories not checked (run \`cargo deny fetch db\` where GitHub is reachable)"
+    fi
+    step "cargo deny check ${deny_checks[*]}" cargo deny --offline --locked check "${deny_checks[@]}"
 fi
 
 # The official MCP TypeScript SDK client (tests/mcp-clients) that sidecar/tests/mcp_ts_client.rs

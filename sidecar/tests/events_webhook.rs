@@ -9,7 +9,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use synapsor_core::context::{Clock, SystemClock};
 
 use serde_json::Value;
 use synapsor_handler::{EVENT_WEBHOOK_SCHEMA, EventEnvelope, KeyRing, verify_signature};
@@ -158,7 +160,7 @@ impl Receiver {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemClock.now_ms().div_euclid(1000)
 }
 
 /// Checks one delivery: signature, headers and envelope; returns the envelope.

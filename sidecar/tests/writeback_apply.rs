@@ -7,17 +7,12 @@ mod support;
 mod writeback_support;
 
 use serde_json::{Value, json};
-use synapsor_core::time::format_rfc3339_ms;
+use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{EvidenceRecord, QueryAuditRecord};
 use writeback_support::{Setup, WDb, text};
 
 fn now() -> String {
-    format_rfc3339_ms(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
-    )
+    SystemClock.now_rfc3339()
 }
 
 fn status(v: &Value) -> &str {

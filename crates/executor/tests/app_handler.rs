@@ -7,7 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use synapsor_core::context::{Clock, SystemClock};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,7 +30,7 @@ const KID: &str = "exec-2026";
 const TOKEN: &str = "tok-executor-test";
 
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemClock.now_ms().div_euclid(1000)
 }
 
 fn install_crypto() {

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// `<prefix>_<pid>_<nanos>_<n>`: unique across parallel tests and processes.
+// This test-only crate cannot take synapsor-core's clock (synapsor-core's tests depend on it);
+// the time here is only a source of uniqueness, never a timestamp.
+#[allow(clippy::disallowed_methods)]
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now()

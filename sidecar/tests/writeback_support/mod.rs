@@ -11,8 +11,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
 use synapsor_core::config::{self, Engine, ResultFormat};
-use synapsor_core::context::SystemClock;
-use synapsor_core::time::format_rfc3339_ms;
+use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{Ledger, LedgerStore, ProposalRecord};
 use synapsor_runner::ids::SequentialIds;
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
@@ -367,12 +366,7 @@ impl Setup {
 
     pub fn approve(&self, id: &str) {
         let p = self.proposal(id);
-        let now = format_rfc3339_ms(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64,
-        );
+        let now = SystemClock.now_rfc3339();
         self.store()
             .approve(id, &p.change_set.digest, "alice", Some("reviewed"), &now)
             .unwrap();
