@@ -17,6 +17,7 @@ use synapsor_core::config::{Mode, RunnerConfig, Source};
 use synapsor_core::{Capability, ChangeSet};
 
 use crate::guards::{Refusal, check_capability_matches};
+use crate::receipt::WritebackCode;
 use crate::{ApplyRequest, Approval, Env, Executor, select_executor};
 
 /// Why an approved change set may not be applied now. Each variant has one stable
@@ -70,16 +71,20 @@ pub enum ApplyRefusal {
 }
 
 impl ApplyRefusal {
+    /// The code; where an executor refuses the same thing (it re-checks what it can), the
+    /// executor's [`WritebackCode`] is the one code for both.
     pub fn code(&self) -> &'static str {
         match self {
-            ApplyRefusal::DigestMismatch { .. } => "CHANGE_SET_DIGEST_MISMATCH",
-            ApplyRefusal::ShadowProposal { .. } | ApplyRefusal::ShadowMode => "SHADOW_WRITEBACK_DISABLED",
+            ApplyRefusal::DigestMismatch { .. } => WritebackCode::ChangeSetDigestMismatch.as_str(),
+            ApplyRefusal::ShadowProposal { .. } | ApplyRefusal::ShadowMode => WritebackCode::ShadowProposal.as_str(),
             ApplyRefusal::ReadOnlyMode => "READ_ONLY_WRITEBACK_DISABLED",
-            ApplyRefusal::CapabilityRemoved { .. } | ApplyRefusal::SourceRemoved { .. } => "CAPABILITY_CHANGED",
+            ApplyRefusal::CapabilityRemoved { .. } | ApplyRefusal::SourceRemoved { .. } => {
+                WritebackCode::CapabilityChanged.as_str()
+            }
             ApplyRefusal::CapabilityChanged(r) => r.code.as_str(),
             ApplyRefusal::ApprovalsInsufficient { .. } => "APPROVALS_INSUFFICIENT",
-            ApplyRefusal::UnknownExecutor { .. } => "UNKNOWN_EXECUTOR",
-            ApplyRefusal::SourceReadOnly { .. } => "SOURCE_READ_ONLY",
+            ApplyRefusal::UnknownExecutor { .. } => WritebackCode::UnknownExecutor.as_str(),
+            ApplyRefusal::SourceReadOnly { .. } => WritebackCode::SourceReadOnly.as_str(),
         }
     }
 
@@ -442,6 +447,16 @@ mod tests {
             }
         );
         assert!(plan_apply(&cfg, &caps, &cs, &approvals(&["alice", "bob"])).is_ok());
+    }
+
+    #[test]
+    fn refusals_the_executor_repeats_share_its_code() {
+        let shadow = ApplyRefusal::ShadowProposal { id: "x".into() };
+        let json = serde_json::to_string(&WritebackCode::ShadowProposal).unwrap();
+        assert_eq!(json, format!("\"{}\"", shadow.code()));
+        // Receipts recorded before the codes were unified still parse.
+        let old: WritebackCode = serde_json::from_str("\"SHADOW_PROPOSAL\"").unwrap();
+        assert_eq!(old, WritebackCode::ShadowProposal);
     }
 
     #[test]

@@ -75,7 +75,9 @@ pub enum WritebackCode {
     TenantGuardMismatch,
     /// The capability now targets another source, table, key, tenant key, executor or guard.
     CapabilityChanged,
-    /// Shadow proposals are never applied.
+    /// Shadow proposals are never applied (also the code of a config that is in shadow mode).
+    /// Receipts written before the code was unified say `SHADOW_PROPOSAL`.
+    #[serde(rename = "SHADOW_WRITEBACK_DISABLED", alias = "SHADOW_PROPOSAL")]
     ShadowProposal,
     /// The change set no longer matches its digest (it was modified after approval).
     ChangeSetDigestMismatch,
@@ -164,7 +166,7 @@ impl WritebackCode {
             TransitionNotAllowed => "TRANSITION_NOT_ALLOWED",
             TenantGuardMismatch => "TENANT_GUARD_MISMATCH",
             CapabilityChanged => "CAPABILITY_CHANGED",
-            ShadowProposal => "SHADOW_PROPOSAL",
+            ShadowProposal => "SHADOW_WRITEBACK_DISABLED",
             ChangeSetDigestMismatch => "CHANGE_SET_DIGEST_MISMATCH",
             SourceReadOnly => "SOURCE_READ_ONLY",
             WriterCredentialMissing => "WRITER_CREDENTIAL_MISSING",
