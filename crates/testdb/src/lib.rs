@@ -3,15 +3,30 @@
 //! What it is: unique database names, the admin URLs that `scripts/dev-db.sh` exports (a test is
 //! skipped without one, or fails under `SYNAPSOR_REQUIRE_DBS=1`), URL rewriting to another
 //! database or login, and the staleness check of generated files committed to the repository
-//! (schemas, the CRD); with the `db` feature, [`Server`] runs statements as a test database's
-//! admin. What it is not: it starts no server and holds no fixtures; each test suite keeps its own
-//! seeds and roles.
+//! (schemas, the CRD). With the `db` feature, the fixtures of the writeback tests: one seed of
+//! invoices and orders for PostgreSQL, MariaDB and SQLite ([`Engine::seed`]), and a fresh
+//! [`TestDb`] per test with a SELECT-only read role, a least-privilege writer and, when asked, the
+//! runner's receipts table, whose DDL and GRANTs the suites supply ([`Runner`]); [`Server`] runs
+//! statements as a server's admin.
+//!
+//! What it is not: it starts no server (see `scripts/dev-db.sh`) and does not depend on the
+//! runner's crates, which have it as a dev-dependency. Seeds that only one suite reads (the MCP
+//! and runtime tests, the handler flows) stay in that suite and come through
+//! [`TestDb::with_seed`].
 
+#[cfg(feature = "db")]
+mod database;
 #[cfg(feature = "db")]
 mod db;
+#[cfg(feature = "db")]
+mod seed;
 
 #[cfg(feature = "db")]
+pub use database::{RECEIPTS_TABLE, Runner, TestDb};
+#[cfg(feature = "db")]
 pub use db::Server;
+#[cfg(feature = "db")]
+pub use seed::{Engine, SEEDED_TABLES};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
