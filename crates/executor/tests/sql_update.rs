@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Db;
+use common::{Db, RUNNER};
 use serde_json::{Value, json};
 use synapsor_core::capability::{Capability, Provenance, TrustedContext, compile};
 use synapsor_core::changeset::{ChangeSet, ChangeSetInput, EvidenceRef};
@@ -147,8 +147,7 @@ impl H {
     }
 
     async fn count(&self, id: &str) -> i64 {
-        self.int(&format!("SELECT apply_count FROM invoices WHERE id = '{id}'"))
-            .await
+        self.db.writes(id).await
     }
 }
 
@@ -186,7 +185,7 @@ async fn contract(h: &H) {
         1,
         "{e}: one row only"
     );
-    assert_eq!(h.db.receipts().await, 1);
+    assert_eq!(h.db.source_receipts().await, 1);
     assert_eq!(
         h.int("SELECT count(*) FROM synapsor_writeback_receipts WHERE status = 'applied'")
             .await,
@@ -220,7 +219,7 @@ async fn contract(h: &H) {
         700
     );
     assert_eq!(h.count("INV-3").await, 0);
-    assert_eq!(h.db.receipts().await, 1);
+    assert_eq!(h.db.source_receipts().await, 1);
 
     // Missing writer credential: failed, nothing written; retry with it applies.
     let missing = h.apply_with(h.cap(&cs3.action), &cs3, false, None).await;
@@ -241,11 +240,7 @@ async fn contract(h: &H) {
             json!({"invoice_id": "INV-4", "late_fee_cents": 10}),
         )
         .await;
-    h.db.exec(&format!(
-        "UPDATE invoices SET updated_at = {}, note = 'changed' WHERE id = 'INV-4'",
-        h.db.now_expr()
-    ))
-    .await;
+    h.db.exec(&h.db.touch_sql("INV-4")).await;
     let c = h.apply(&cs4).await;
     assert_eq!(
         (c.status, code(&c)),
@@ -257,7 +252,11 @@ async fn contract(h: &H) {
         800
     );
     assert_eq!(h.count("INV-4").await, 1, "{e}: only the admin's change");
-    assert_eq!(h.db.receipts().await, 2, "{e}: conflicts are not stored in the source");
+    assert_eq!(
+        h.db.source_receipts().await,
+        2,
+        "{e}: conflicts are not stored in the source"
+    );
     let fresh = h
         .propose(
             "billing.propose_late_fee",
@@ -386,13 +385,7 @@ async fn contract(h: &H) {
             json!({"invoice_id": "INV-2", "late_fee_cents": 42}),
         )
         .await;
-    let bump = match h.db.engine {
-        synapsor_core::config::Engine::Postgres => "updated_at + interval '1 microsecond'",
-        synapsor_core::config::Engine::Mysql => "updated_at + INTERVAL 1 MICROSECOND",
-        synapsor_core::config::Engine::Sqlite => "'2026-06-20T14:31:08.123457Z'",
-    };
-    h.db.exec(&format!("UPDATE invoices SET updated_at = {bump} WHERE id = 'INV-2'"))
-        .await;
+    h.db.exec(&h.db.bump_micro_sql("INV-2")).await;
     let m = h.apply(&micro).await;
     assert_eq!(
         (m.status, code(&m)),
@@ -444,7 +437,7 @@ async fn contract(h: &H) {
 /// (and grants the writer), and the retry applies.
 async fn missing_receipts_table(h: &H, admin_url: &str) {
     let e = h.db.engine_name();
-    assert_eq!(h.db.receipts().await, -1);
+    assert_eq!(h.db.source_receipts().await, -1);
     let cs = h
         .propose(
             "billing.propose_late_fee",
@@ -464,7 +457,7 @@ async fn missing_receipts_table(h: &H, admin_url: &str) {
         5500
     );
     assert_eq!(h.count("INV-1").await, 0);
-    assert_eq!(h.db.receipts().await, -1, "{e}: apply never creates tables");
+    assert_eq!(h.db.source_receipts().await, -1, "{e}: apply never creates tables");
 
     let settings = WriterSettings::for_source(&h.cfg.sources["main"]);
     let writer = (!h.db.writer.is_empty()).then_some(h.db.writer.as_str());
@@ -483,9 +476,9 @@ async fn missing_receipts_table(h: &H, admin_url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sql_update() {
-    let Some(db) = common::postgres(true).await else { return };
+    let Some(db) = RUNNER.postgres(true).await else { return };
     contract(&H::new(db)).await;
-    let Some(db) = common::postgres(false).await else {
+    let Some(db) = RUNNER.postgres(false).await else {
         return;
     };
     let admin = db.admin_url.clone();
@@ -494,24 +487,24 @@ async fn postgres_sql_update() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_sql_update() {
-    let Some(db) = common::mysql(true).await else { return };
+    let Some(db) = RUNNER.mysql(true).await else { return };
     contract(&H::new(db)).await;
-    let Some(db) = common::mysql(false).await else { return };
+    let Some(db) = RUNNER.mysql(false).await else { return };
     let admin = db.admin_url.clone();
     missing_receipts_table(&H::new(db), &admin).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_sql_update() {
-    contract(&H::new(common::sqlite(true))).await;
-    let db = common::sqlite(false);
+    contract(&H::new(RUNNER.sqlite(true))).await;
+    let db = RUNNER.sqlite(false);
     let admin = db.admin_url.clone();
     missing_receipts_table(&H::new(db), &admin).await;
 }
 
 #[tokio::test]
 async fn unreachable_or_invalid_writer_fails_safely() {
-    let db = common::sqlite(true);
+    let db = RUNNER.sqlite(true);
     let h = H::new(db);
     let cs = h
         .propose(
