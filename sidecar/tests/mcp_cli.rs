@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod mcp_common;
-mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Output, Stdio};

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod mcp_common;
-mod support;
 
 use std::time::Duration;
 

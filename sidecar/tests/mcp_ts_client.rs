@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod mcp_common;
-mod support;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! Reads and proposals through the real runtime against real PostgreSQL, MariaDB and SQLite.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,6 +10,7 @@ use synapsor_core::context::{OverlayEnv, ProcessEnv, SystemClock};
 use synapsor_ledger::{Ledger, LedgerStore};
 use synapsor_runner::ids::SequentialIds;
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
+use synapsor_testdb::{Server, TestDb};
 
 const PG_SEED: &str = r#"
 CREATE TABLE invoices (
@@ -360,7 +359,7 @@ async fn contract(h: &Harness, engine: &str) {
 
 #[tokio::test]
 async fn postgres_reads_and_proposals() {
-    let Some(db) = support::postgres(PG_SEED).await else {
+    let Some(db) = TestDb::with_seed(Server::Postgres, PG_SEED).await else {
         return;
     };
     let h = harness("postgres", "public", &db.read_url, "acme");
@@ -389,11 +388,8 @@ async fn postgres_reads_and_proposals() {
     assert!((1..=8).contains(&conns), "pooled connections: {conns}");
 
     // A changed row gives a new proposal, not the old one.
-    support::pg_exec(
-        &db,
-        "UPDATE invoices SET updated_at = now(), late_fee_cents = 6000 WHERE id = 'INV-1'",
-    )
-    .await;
+    db.exec("UPDATE invoices SET updated_at = now(), late_fee_cents = 6000 WHERE id = 'INV-1'")
+        .await;
     let (v, _) = call(&h, "billing.propose_late_fee_waiver", json!({"invoice_id": "INV-1"})).await;
     assert_eq!(v["proposal"]["existing"], false);
     assert_eq!(v["proposal"]["diff"]["late_fee_cents"]["before"], json!(6000));
@@ -401,16 +397,13 @@ async fn postgres_reads_and_proposals() {
 
 #[tokio::test]
 async fn mariadb_reads_and_proposals() {
-    let Some(db) = support::mysql(MYSQL_SEED).await else {
+    let Some(db) = TestDb::with_seed(Server::Mysql, MYSQL_SEED).await else {
         return;
     };
-    let h = harness("mysql", &db.database, &db.read_url, "acme");
+    let h = harness("mysql", &db.schema, &db.read_url, "acme");
     contract(&h, "mysql").await;
-    support::mysql_exec(
-        &db,
-        "UPDATE invoices SET updated_at = NOW(6), late_fee_cents = 6000 WHERE id = 'INV-1'",
-    )
-    .await;
+    db.exec("UPDATE invoices SET updated_at = NOW(6), late_fee_cents = 6000 WHERE id = 'INV-1'")
+        .await;
     let (v, _) = call(&h, "billing.propose_late_fee_waiver", json!({"invoice_id": "INV-1"})).await;
     assert_eq!(v["proposal"]["existing"], false);
     assert_eq!(v["proposal"]["diff"]["late_fee_cents"]["before"], json!(6000));
@@ -483,7 +476,7 @@ async fn connection_lifecycle(
 
 #[tokio::test]
 async fn postgres_source_connections_are_reused_and_replaced() {
-    let Some(db) = support::postgres(PG_SEED).await else {
+    let Some(db) = TestDb::with_seed(Server::Postgres, PG_SEED).await else {
         return;
     };
     let h = harness("postgres", "public", &db.read_url, "acme");
@@ -500,17 +493,17 @@ async fn postgres_source_connections_are_reused_and_replaced() {
         pids.into_iter().map(i64::from).collect()
     };
     let kill = async |pid: i64| {
-        support::pg_exec(&db, &format!("SELECT pg_terminate_backend({pid})")).await;
+        db.exec(&format!("SELECT pg_terminate_backend({pid})")).await;
     };
     connection_lifecycle(&h, "postgres", backends, kill).await;
 }
 
 #[tokio::test]
 async fn mariadb_source_connections_are_reused_and_replaced() {
-    let Some(db) = support::mysql(MYSQL_SEED).await else {
+    let Some(db) = TestDb::with_seed(Server::Mysql, MYSQL_SEED).await else {
         return;
     };
-    let h = harness("mysql", &db.database, &db.read_url, "acme");
+    let h = harness("mysql", &db.schema, &db.read_url, "acme");
     let read_user = db
         .read_url
         .split("://")
@@ -533,7 +526,7 @@ async fn mariadb_source_connections_are_reused_and_replaced() {
         ids
     };
     let kill = async |id: i64| {
-        support::mysql_exec(&db, &format!("KILL CONNECTION {id}")).await;
+        db.exec(&format!("KILL CONNECTION {id}")).await;
     };
     connection_lifecycle(&h, "mariadb", backends, kill).await;
 }

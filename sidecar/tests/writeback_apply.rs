@@ -3,13 +3,12 @@
 //! writer. The same contract runs on every engine.
 #![allow(clippy::unwrap_used)]
 
-mod support;
 mod writeback_support;
 
 use serde_json::{Value, json};
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{EvidenceRecord, QueryAuditRecord};
-use writeback_support::{Setup, WDb, text};
+use writeback_support::{RUNNER, Setup, WDb, text};
 
 fn now() -> String {
     SystemClock.now_rfc3339()
@@ -313,7 +312,7 @@ async fn missing_receipts_table(db: WDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_apply_lifecycle() {
-    let Some(db) = writeback_support::postgres(true).await else {
+    let Some(db) = RUNNER.postgres(true).await else {
         return;
     };
     lifecycle(db).await;
@@ -321,7 +320,7 @@ async fn postgres_apply_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_missing_receipts_table() {
-    let Some(db) = writeback_support::postgres(false).await else {
+    let Some(db) = RUNNER.postgres(false).await else {
         return;
     };
     missing_receipts_table(db).await;
@@ -329,7 +328,7 @@ async fn postgres_missing_receipts_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_apply_lifecycle() {
-    let Some(db) = writeback_support::mysql(true).await else {
+    let Some(db) = RUNNER.mysql(true).await else {
         return;
     };
     lifecycle(db).await;
@@ -337,7 +336,7 @@ async fn mariadb_apply_lifecycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_missing_receipts_table() {
-    let Some(db) = writeback_support::mysql(false).await else {
+    let Some(db) = RUNNER.mysql(false).await else {
         return;
     };
     missing_receipts_table(db).await;
@@ -345,10 +344,10 @@ async fn mariadb_missing_receipts_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_apply_lifecycle() {
-    lifecycle(writeback_support::sqlite(true)).await;
+    lifecycle(RUNNER.sqlite(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_missing_receipts_table() {
-    missing_receipts_table(writeback_support::sqlite(false)).await;
+    missing_receipts_table(RUNNER.sqlite(false)).await;
 }

@@ -3,11 +3,10 @@
 //! redaction, and the printed DDL and grants. SQLite is the source where a database is needed.
 #![allow(clippy::unwrap_used)]
 
-mod support;
 mod writeback_support;
 
 use serde_json::{Value, json};
-use writeback_support::{Setup, WDb, config_doc, text};
+use writeback_support::{RUNNER, Setup, WDb, config_doc, text};
 
 fn fee_capability(db: &WDb) -> Value {
     config_doc(db, std::path::Path::new("unused.db"), json!({}))["capabilities"][0].clone()
@@ -32,7 +31,7 @@ fn rewrite_config(s: &Setup, edit: impl FnOnce(&mut Value)) {
 
 #[tokio::test]
 async fn human_checklist_for_apply_and_conflict() {
-    let s = Setup::new(writeback_support::sqlite(true), json!({}));
+    let s = Setup::new(RUNNER.sqlite(true), json!({}));
     let p = approved_fee_proposal(&s, "INV-1", 2500).await;
     let out = s.run(&["apply", &p], &[("TEST_WRITE_URL", &s.db.write_url)]);
     let t = text(&out);
@@ -72,7 +71,7 @@ async fn human_checklist_for_apply_and_conflict() {
 
 #[tokio::test]
 async fn the_current_config_decides() {
-    let s = Setup::new(writeback_support::sqlite(true), json!({}));
+    let s = Setup::new(RUNNER.sqlite(true), json!({}));
     let w = [("TEST_WRITE_URL", s.db.write_url.as_str())];
 
     // The target moved (another tenant key): refused before any state change.
@@ -136,7 +135,7 @@ async fn the_current_config_decides() {
 
 #[tokio::test]
 async fn handler_executors_without_their_environment_fail_retryably() {
-    let db = writeback_support::sqlite(true);
+    let db = RUNNER.sqlite(true);
     let mut cap = fee_capability(&db);
     cap["executor"] = json!("billing_handler");
     let s = Setup::new(
@@ -206,7 +205,7 @@ async fn handler_executors_without_their_environment_fail_retryably() {
 #[tokio::test]
 async fn doctor_redacts_urls_and_warns_on_a_shared_user() {
     // Nothing listens on port 1: every connection fails, and no password is ever printed.
-    let db = WDb::fake(
+    let db = RUNNER.fake(
         synapsor_core::config::Engine::Postgres,
         "public",
         "postgres://app:read-s3cret@127.0.0.1:1/app",
@@ -274,7 +273,7 @@ async fn doctor_redacts_urls_and_warns_on_a_shared_user() {
     assert!(text(&out).contains("SOURCE_NOT_FOUND"), "{}", text(&out));
 
     // MySQL accounts are user@host.
-    let my = WDb::fake(synapsor_core::config::Engine::Mysql, "shop", "", "");
+    let my = RUNNER.fake(synapsor_core::config::Engine::Mysql, "shop", "", "");
     std::fs::write(
         &config,
         config_doc(&my, &dir.path().join("ledger.db"), json!({})).to_string(),
@@ -297,7 +296,7 @@ async fn doctor_redacts_urls_and_warns_on_a_shared_user() {
 
 #[tokio::test]
 async fn unknown_and_unapplied_proposals() {
-    let s = Setup::new(writeback_support::sqlite(true), json!({}));
+    let s = Setup::new(RUNNER.sqlite(true), json!({}));
     let (rc, v) = s.apply("wrp_nope", &[], true);
     assert_eq!(
         (rc, v["error"]["code"].as_str()),

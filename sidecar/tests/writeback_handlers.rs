@@ -19,7 +19,6 @@
 //! unless `SYNAPSOR_REQUIRE_DBS=1`, where they fail.
 #![allow(clippy::unwrap_used)]
 
-mod support;
 mod writeback_support;
 
 use std::collections::VecDeque;
@@ -35,8 +34,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use synapsor_core::config::Engine;
-use writeback_support::{Setup, WDb};
+use synapsor_testdb::TestDb;
+use writeback_support::{RUNNER, Setup, WDb};
 
 const SECRET: &str = "handler-flow-secret-0123456789abcdef";
 const OTHER_SECRET: &str = "not-the-handler-secret-0123456789abcdef";
@@ -111,10 +110,8 @@ fn demo_data(dir: &Path) -> PathBuf {
 }
 
 async fn source() -> Option<WDb> {
-    let db = support::postgres(PG_SEED).await?;
-    let mut w = WDb::fake(Engine::Postgres, "public", &db.read_url, "");
-    w.admin_url = db.admin_url;
-    Some(w)
+    let db = TestDb::with_seed(synapsor_testdb::Server::Postgres, PG_SEED).await?;
+    Some(RUNNER.wrap(db))
 }
 
 /// The reviewed config: one proposal capability on a read-only source, through `executor`.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{self, TestDb};
+use synapsor_testdb::{Server, TestDb};
 
 pub const PG_SEED: &str = r#"
 CREATE TABLE invoices (
@@ -103,7 +103,7 @@ pub struct Fixture {
 /// A fresh fixture; `None` (test skipped) when no PostgreSQL is configured, unless
 /// `SYNAPSOR_REQUIRE_DBS=1`, where that fails the test.
 pub async fn fixture() -> Option<Fixture> {
-    let db = support::postgres(PG_SEED).await?;
+    let db = TestDb::with_seed(Server::Postgres, PG_SEED).await?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("synapsor.runner.json");
     std::fs::write(&config, serde_json::to_string_pretty(&config_json()).unwrap()).unwrap();

@@ -1,6 +1,6 @@
-//! Support for the writeback CLI tests: test databases with a least-privilege writer next to the
-//! read role of `support`, a config file and ledger in a temp folder, proposals made through the
-//! real runtime, and the `synapsor-runner` binary run as a child process.
+//! Support for the writeback CLI tests: the test databases of `synapsor-testdb` with the runner's
+//! engine type and receipts table, a config file and ledger in a temp folder, proposals made
+//! through the real runtime, and the `synapsor-runner` binary run as a child process.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -9,264 +9,21 @@ use std::process::Output;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Connection};
 use synapsor_core::config::{self, Engine, ResultFormat};
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{Ledger, LedgerStore, ProposalRecord};
 use synapsor_runner::ids::SequentialIds;
 use synapsor_runner::runtime::{Runtime, RuntimeDeps};
+use synapsor_testdb::{Runner, TestDb};
 
-use crate::support;
-use synapsor_testdb::with_user;
+/// A source database with a read role and a least-privilege writer (see `synapsor-testdb`).
+pub type WDb = TestDb<Engine>;
 
-/// Business tables. `apply_count` is bumped by a trigger on every UPDATE of the row, so a test
-/// can tell how many times the row was written.
-pub const PG_SEED: &str = r#"
-CREATE TABLE invoices (
-  id text PRIMARY KEY, tenant_id text NOT NULL, late_fee_cents bigint NOT NULL, status text NOT NULL,
-  note text, updated_at timestamptz NOT NULL, apply_count integer NOT NULL DEFAULT 0);
-INSERT INTO invoices (id, tenant_id, late_fee_cents, status, note, updated_at) VALUES
-  ('INV-1', 'acme', 5500, 'open', 'n1', '2026-06-23T09:00:00Z'),
-  ('INV-2', 'acme', 0, 'paid', NULL, '2026-06-20T14:31:08.123456Z'),
-  ('INV-3', 'acme', 700, 'open', NULL, '2026-06-21T10:00:00Z'),
-  ('INV-4', 'acme', 800, 'open', NULL, '2026-06-21T10:00:00Z'),
-  ('INV-9', 'globex', 9900, 'open', 'globex', '2026-06-21T11:15:00Z');
-CREATE FUNCTION bump_apply_count() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN NEW.apply_count := OLD.apply_count + 1; RETURN NEW; END $$;
-CREATE TRIGGER invoices_apply_count BEFORE UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION bump_apply_count();
-"#;
-
-pub const MYSQL_SEED: &str = r#"
-CREATE TABLE invoices (
-  id varchar(32) PRIMARY KEY, tenant_id varchar(32) NOT NULL, late_fee_cents bigint NOT NULL, status varchar(32) NOT NULL,
-  note text, updated_at datetime(6) NOT NULL, apply_count int NOT NULL DEFAULT 0);
-INSERT INTO invoices (id, tenant_id, late_fee_cents, status, note, updated_at) VALUES
-  ('INV-1', 'acme', 5500, 'open', 'n1', '2026-06-23 09:00:00'),
-  ('INV-2', 'acme', 0, 'paid', NULL, '2026-06-20 14:31:08.123456'),
-  ('INV-3', 'acme', 700, 'open', NULL, '2026-06-21 10:00:00'),
-  ('INV-4', 'acme', 800, 'open', NULL, '2026-06-21 10:00:00'),
-  ('INV-9', 'globex', 9900, 'open', 'globex', '2026-06-21 11:15:00');
-CREATE TRIGGER invoices_apply_count BEFORE UPDATE ON invoices FOR EACH ROW SET NEW.apply_count = OLD.apply_count + 1;
-"#;
-
-pub const SQLITE_SEED: &str = r#"
-CREATE TABLE invoices (
-  id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, late_fee_cents INTEGER NOT NULL, status TEXT NOT NULL,
-  note TEXT, updated_at TEXT NOT NULL, apply_count INTEGER NOT NULL DEFAULT 0);
-INSERT INTO invoices (id, tenant_id, late_fee_cents, status, note, updated_at) VALUES
-  ('INV-1', 'acme', 5500, 'open', 'n1', '2026-06-23T09:00:00Z'),
-  ('INV-2', 'acme', 0, 'paid', NULL, '2026-06-20T14:31:08.123456Z'),
-  ('INV-3', 'acme', 700, 'open', NULL, '2026-06-21T10:00:00Z'),
-  ('INV-4', 'acme', 800, 'open', NULL, '2026-06-21T10:00:00Z'),
-  ('INV-9', 'globex', 9900, 'open', 'globex', '2026-06-21T11:15:00Z');
-CREATE TRIGGER invoices_apply_count AFTER UPDATE OF late_fee_cents, status, note ON invoices
-BEGIN UPDATE invoices SET apply_count = apply_count + 1 WHERE id = NEW.id; END;
-"#;
-
-/// A source database with a read role and a least-privilege writer.
-#[derive(Debug, Clone)]
-pub struct WDb {
-    pub engine: Engine,
-    pub schema: String,
-    pub admin_url: String,
-    pub read_url: String,
-    pub write_url: String,
-    /// Writer role (PostgreSQL) or user (MySQL); empty for SQLite.
-    pub writer: String,
-    _dir: Option<Arc<tempfile::TempDir>>,
-}
-
-/// PostgreSQL: `support::postgres` (SELECT-only read role) plus a writer with SELECT, UPDATE on
-/// the business table and, when `receipts`, the receipts table created by the admin and granted
-/// SELECT, INSERT, UPDATE.
-pub async fn postgres(receipts: bool) -> Option<WDb> {
-    let db = support::postgres(PG_SEED).await?;
-    let writer = format!("{}_w", db.database);
-    let mut sql = format!(
-        "CREATE ROLE {writer} LOGIN PASSWORD 'write_pw';
-         GRANT CONNECT ON DATABASE {d} TO {writer};
-         GRANT USAGE ON SCHEMA public TO {writer};
-         GRANT SELECT, UPDATE ON invoices TO {writer};",
-        d = db.database
-    );
-    if receipts {
-        sql.push_str(&synapsor_executor::receipts_ddl(Engine::Postgres, "public").unwrap());
-        sql.push_str(&synapsor_executor::receipts_grants(Engine::Postgres, &writer, "public", &[]).unwrap());
-    }
-    support::pg_exec(&db, &sql).await;
-    Some(WDb {
-        engine: Engine::Postgres,
-        schema: "public".into(),
-        write_url: with_user(&db.admin_url, &writer, "write_pw"),
-        read_url: db.read_url,
-        admin_url: db.admin_url,
-        writer,
-        _dir: None,
-    })
-}
-
-/// MariaDB/MySQL, as [`postgres`].
-pub async fn mysql(receipts: bool) -> Option<WDb> {
-    let db = support::mysql(MYSQL_SEED).await?;
-    let writer = format!("w{}", &db.database[db.database.len().saturating_sub(20)..]);
-    let d = &db.database;
-    let mut sql = String::new();
-    if receipts {
-        sql.push_str(&synapsor_executor::receipts_ddl(Engine::Mysql, d).unwrap());
-    }
-    for host in ["%", "localhost"] {
-        sql.push_str(&format!(
-            "CREATE USER '{writer}'@'{host}' IDENTIFIED BY 'write_pw';
-             GRANT SELECT, UPDATE ON {d}.invoices TO '{writer}'@'{host}';"
-        ));
-        if receipts {
-            sql.push_str(&format!(
-                "GRANT SELECT, INSERT, UPDATE ON {d}.synapsor_writeback_receipts TO '{writer}'@'{host}';"
-            ));
-        }
-    }
-    support::mysql_exec(&db, &sql).await;
-    Some(WDb {
-        engine: Engine::Mysql,
-        schema: d.clone(),
-        write_url: with_user(&db.admin_url, &writer, "write_pw"),
-        read_url: db.read_url,
-        admin_url: db.admin_url,
-        writer,
-        _dir: None,
-    })
-}
-
-/// SQLite: one file (no roles).
-pub fn sqlite(receipts: bool) -> WDb {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("source.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(SQLITE_SEED).unwrap();
-    if receipts {
-        conn.execute_batch(&synapsor_executor::receipts_ddl(Engine::Sqlite, "main").unwrap())
-            .unwrap();
-    }
-    drop(conn);
-    let url = format!("sqlite://{}", path.display());
-    WDb {
-        engine: Engine::Sqlite,
-        schema: "main".into(),
-        admin_url: url.clone(),
-        read_url: url.clone(),
-        write_url: url,
-        writer: String::new(),
-        _dir: Some(Arc::new(dir)),
-    }
-}
-
-impl WDb {
-    /// A database that is never connected to (URLs only), for config-level tests.
-    pub fn fake(engine: Engine, schema: &str, read_url: &str, write_url: &str) -> WDb {
-        WDb {
-            engine,
-            schema: schema.to_owned(),
-            admin_url: String::new(),
-            read_url: read_url.to_owned(),
-            write_url: write_url.to_owned(),
-            writer: String::new(),
-            _dir: None,
-        }
-    }
-
-    pub async fn exec(&self, sql: &str) {
-        match self.engine {
-            Engine::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-                sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-            }
-            Engine::Mysql => {
-                let mut c = sqlx::MySqlConnection::connect(&self.admin_url).await.unwrap();
-                sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-            }
-            Engine::Sqlite => {
-                rusqlite::Connection::open(self.admin_url.trim_start_matches("sqlite://"))
-                    .unwrap()
-                    .execute_batch(sql)
-                    .unwrap();
-            }
-        }
-    }
-
-    /// One integer from a scalar query run as the admin (NULL as -1).
-    pub async fn int(&self, sql: &str) -> i64 {
-        let v: Option<i64> = match self.engine {
-            Engine::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-                let v = sqlx::query_scalar(AssertSqlSafe(format!("SELECT ({sql})::int8")))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-                v
-            }
-            Engine::Mysql => {
-                let mut c = sqlx::MySqlConnection::connect(&self.admin_url).await.unwrap();
-                let v = sqlx::query_scalar(AssertSqlSafe(format!("SELECT CAST(({sql}) AS SIGNED)")))
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap();
-                c.close().await.unwrap();
-                v
-            }
-            Engine::Sqlite => rusqlite::Connection::open(self.admin_url.trim_start_matches("sqlite://"))
-                .unwrap()
-                .query_row(&format!("SELECT ({sql})"), [], |r| r.get(0))
-                .unwrap(),
-        };
-        v.unwrap_or(-1)
-    }
-
-    pub async fn fee(&self, id: &str) -> i64 {
-        self.int(&format!("SELECT late_fee_cents FROM invoices WHERE id = '{id}'"))
-            .await
-    }
-
-    pub async fn writes(&self, id: &str) -> i64 {
-        self.int(&format!("SELECT apply_count FROM invoices WHERE id = '{id}'"))
-            .await
-    }
-
-    pub async fn total_writes(&self) -> i64 {
-        self.int("SELECT sum(apply_count) FROM invoices").await
-    }
-
-    /// Rows in the source's receipts table.
-    pub async fn source_receipts(&self) -> i64 {
-        self.int("SELECT count(*) FROM synapsor_writeback_receipts").await
-    }
-
-    pub fn touch_sql(&self, id: &str) -> String {
-        let now = match self.engine {
-            Engine::Postgres => "now()",
-            Engine::Mysql => "NOW(6)",
-            Engine::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        };
-        format!("UPDATE invoices SET updated_at = {now}, note = 'changed' WHERE id = '{id}'")
-    }
-
-    pub fn bump_micro_sql(&self, id: &str) -> String {
-        let v = match self.engine {
-            Engine::Postgres => "updated_at + interval '1 microsecond'",
-            Engine::Mysql => "updated_at + INTERVAL 1 MICROSECOND",
-            Engine::Sqlite => "'2026-06-20T14:31:08.123457Z'",
-        };
-        format!("UPDATE invoices SET updated_at = {v} WHERE id = '{id}'")
-    }
-}
+/// The executor's receipts table, for the test databases.
+pub const RUNNER: Runner<Engine> = Runner {
+    receipts_ddl: |e, schema| synapsor_executor::receipts_ddl(e, schema).unwrap(),
+    receipts_grants: |e, schema, writer| synapsor_executor::receipts_grants(e, writer, schema, &[]).unwrap(),
+};
 
 /// The reviewed config of these tests, with `extra` merged at the top level.
 pub fn config_doc(db: &WDb, ledger: &std::path::Path, extra: Value) -> Value {
