@@ -312,7 +312,7 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     fx.wait_phase(&name, Phase::Pending, 20).await;
 
     // Hold the row so the apply blocks inside its transaction, after status says Applying.
-    let lock = fx.db.lock_row("INV-4").await;
+    let lock = lock_row(&fx.db, "INV-4").await;
     let out = fx.approve(APPROVERS[0], &name);
     assert!(out.status.success(), "{}", stderr(&out));
     fx.wait_phase(&name, Phase::Applying, 30).await;
@@ -335,7 +335,7 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     let id2 = env["proposal"]["id"].as_str().unwrap().to_owned();
     let name2 = object_name(&id2);
     fx.wait_phase(&name2, Phase::Pending, 20).await;
-    let lock = fx.db.lock_row("INV-1").await;
+    let lock = lock_row(&fx.db, "INV-1").await;
     let out = fx.approve(APPROVERS[1], &name2);
     assert!(out.status.success(), "{}", stderr(&out));
     fx.wait_phase(&name2, Phase::Applying, 30).await;

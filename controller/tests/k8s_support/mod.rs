@@ -21,8 +21,9 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection};
+use synapsor_core::config::Engine;
 use synapsor_kube::{Phase, Proposal};
-use synapsor_testdb::{Server, unique, with_user};
+use synapsor_testdb::{Runner, Server, TestDb, unique};
 
 pub const APPROVERS: [&str; 2] = ["alice", "carol"];
 /// Can patch proposals but is not allowed the verb `approve`.
@@ -103,15 +104,17 @@ pub struct Tls {
 }
 
 /// A PostgreSQL database seeded with invoices, a SELECT-only role, a writer role and the
-/// receipts table.
-pub struct Db {
-    pub admin_url: String,
-    pub read_url: String,
-    pub write_url: String,
-    /// The writer role's name.
-    pub writer: String,
-}
+/// receipts table (see `synapsor-testdb`).
+pub type Db = TestDb<Engine>;
 
+/// The executor's receipts table, for the test databases.
+pub const RUNNER: Runner<Engine> = Runner {
+    receipts_ddl: |e, schema| synapsor_executor::receipts_ddl(e, schema).unwrap(),
+    receipts_grants: |e, schema, writer| synapsor_executor::receipts_grants(e, writer, schema, &[]).unwrap(),
+};
+
+/// The controller's own rows (its tests assert these fees); `TestDb`'s row helpers read them as
+/// they read the shared seed.
 pub const PG_SEED: &str = r#"
 CREATE TABLE invoices (
   id text PRIMARY KEY, tenant_id text NOT NULL, late_fee_cents bigint NOT NULL,
@@ -126,67 +129,16 @@ BEGIN NEW.apply_count := OLD.apply_count + 1; RETURN NEW; END $$;
 CREATE TRIGGER invoices_apply_count BEFORE UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION bump_apply_count();
 "#;
 
-impl Db {
-    pub async fn create() -> Option<Db> {
-        let (db, admin_url) = Server::Postgres.create_database("synapsor_k").await?;
-        let (read, write) = (format!("{db}_r"), format!("{db}_w"));
-        let mut sql = format!(
-            "{PG_SEED}
-             CREATE ROLE {read} LOGIN PASSWORD 'read_pw';
-             GRANT CONNECT ON DATABASE {db} TO {read};
-             GRANT USAGE ON SCHEMA public TO {read};
-             GRANT SELECT ON invoices TO {read};
-             CREATE ROLE {write} LOGIN PASSWORD 'write_pw';
-             GRANT CONNECT ON DATABASE {db} TO {write};
-             GRANT USAGE ON SCHEMA public TO {write};
-             GRANT SELECT, UPDATE ON invoices TO {write};"
-        );
-        let engine = synapsor_core::config::Engine::Postgres;
-        sql.push_str(&synapsor_executor::receipts_ddl(engine, "public").unwrap());
-        sql.push_str(&synapsor_executor::receipts_grants(engine, &write, "public", &[]).unwrap());
-        Server::Postgres.exec(&admin_url, &sql).await;
-        Some(Db {
-            read_url: with_user(&admin_url, &read, "read_pw"),
-            write_url: with_user(&admin_url, &write, "write_pw"),
-            admin_url,
-            writer: write,
-        })
-    }
-
-    pub async fn exec(&self, sql: &str) {
-        Server::Postgres.exec(&self.admin_url, sql).await;
-    }
-
-    pub async fn int(&self, sql: &str) -> i64 {
-        Server::Postgres.int(&self.admin_url, sql).await
-    }
-
-    pub async fn fee(&self, id: &str) -> i64 {
-        self.int(&format!("SELECT late_fee_cents FROM invoices WHERE id = '{id}'"))
-            .await
-    }
-
-    /// How many times the row was updated (a trigger counts).
-    pub async fn writes(&self, id: &str) -> i64 {
-        self.int(&format!("SELECT apply_count FROM invoices WHERE id = '{id}'"))
-            .await
-    }
-
-    pub async fn source_receipts(&self) -> i64 {
-        self.int("SELECT count(*) FROM synapsor_writeback_receipts").await
-    }
-
-    /// A connection holding `SELECT ... FOR UPDATE` on a row until it is dropped or rolled back.
-    pub async fn lock_row(&self, id: &str) -> sqlx::PgConnection {
-        let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "BEGIN; SELECT id FROM invoices WHERE id = '{id}' FOR UPDATE;"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-        c
-    }
+/// A connection holding `SELECT ... FOR UPDATE` on a row until it is dropped or rolled back.
+pub async fn lock_row(db: &Db, id: &str) -> sqlx::PgConnection {
+    let mut c = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "BEGIN; SELECT id FROM invoices WHERE id = '{id}' FOR UPDATE;"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c
 }
 
 pub fn config_doc(required_approvals: u32) -> Value {
@@ -364,7 +316,7 @@ impl Fixture {
     pub async fn new(required_approvals: u32) -> Option<Fixture> {
         crypto();
         let kubeconfig = kubeconfig()?;
-        let db = Db::create().await?;
+        let db = RUNNER.create(Server::Postgres, PG_SEED, &["invoices"], true).await?;
         let client = kube::Client::try_default().await.unwrap();
         install_crd(&client).await;
         let ns = unique("synapsor-k").replace('_', "-");
