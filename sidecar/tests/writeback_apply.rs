@@ -8,21 +8,10 @@ mod writeback_support;
 use serde_json::{Value, json};
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{EvidenceRecord, QueryAuditRecord};
-use writeback_support::{RUNNER, Setup, WDb, text};
+use writeback_support::{RUNNER, Setup, WDb, code, status, text};
 
 fn now() -> String {
     SystemClock.now_rfc3339()
-}
-
-fn status(v: &Value) -> &str {
-    v["receipt"]["status"].as_str().unwrap_or("<none>")
-}
-
-fn code(v: &Value) -> &str {
-    v["receipt"]["safe_error_code"]
-        .as_str()
-        .or_else(|| v["error"]["code"].as_str())
-        .unwrap_or("<none>")
 }
 
 async fn fee_proposal(s: &Setup, id: &str, fee: i64) -> String {

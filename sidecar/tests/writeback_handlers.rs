@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use synapsor_testdb::TestDb;
-use writeback_support::{RUNNER, Setup, WDb};
+use writeback_support::{RUNNER, Setup, WDb, apply_json, code, status};
 
 const SECRET: &str = "handler-flow-secret-0123456789abcdef";
 const OTHER_SECRET: &str = "not-the-handler-secret-0123456789abcdef";
@@ -145,31 +145,11 @@ async fn approved(s: &Setup, ticket: &str, priority: &str) -> String {
 
 /// `apply <id> --json [extra]` run off the async workers (the proxy serves meanwhile).
 async fn apply(s: &Setup, id: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value) {
-    let mut args = vec!["apply", id, "--json"];
-    args.extend_from_slice(extra);
-    let mut cmd = s.command(&args, env);
+    let mut cmd = s.apply_command(id, extra, env);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
-        panic!(
-            "apply printed no JSON: stdout={stdout} stderr={}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn status(v: &Value) -> &str {
-    v["receipt"]["status"].as_str().unwrap_or("<none>")
-}
-
-fn code(v: &Value) -> &str {
-    v["receipt"]["safe_error_code"]
-        .as_str()
-        .or_else(|| v["error"]["code"].as_str())
-        .unwrap_or("-")
+    apply_json(&out)
 }
 
 fn key(v: &Value) -> String {

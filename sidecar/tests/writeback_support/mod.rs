@@ -152,25 +152,47 @@ impl Setup {
         self.command(args, env).output().unwrap()
     }
 
-    /// `apply <id> --json [extra]` with the writer URL set (`writer: false` leaves it unset).
-    pub fn apply(&self, id: &str, extra: &[&str], writer: bool) -> (i32, Value) {
+    /// The command `apply <id> --json [extra]` with `env`.
+    pub fn apply_command(&self, id: &str, extra: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut args = vec!["apply", id, "--json"];
         args.extend_from_slice(extra);
+        self.command(&args, env)
+    }
+
+    /// `apply <id> --json [extra]` with the writer URL set (`writer: false` leaves it unset).
+    pub fn apply(&self, id: &str, extra: &[&str], writer: bool) -> (i32, Value) {
         let env: Vec<(&str, &str)> = if writer {
             vec![("TEST_WRITE_URL", self.db.write_url.as_str())]
         } else {
             vec![]
         };
-        let out = self.run(&args, &env);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
-            panic!(
-                "apply printed no JSON: stdout={stdout} stderr={}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), v)
+        apply_json(&self.apply_command(id, extra, &env).output().unwrap())
     }
+}
+
+/// The exit code and the JSON that `apply --json` printed.
+pub fn apply_json(out: &Output) -> (i32, Value) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "apply printed no JSON: stdout={stdout} stderr={}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// The receipt's status in the output of `apply --json`.
+pub fn status(v: &Value) -> &str {
+    v["receipt"]["status"].as_str().unwrap_or("<none>")
+}
+
+/// The receipt's error code in the output of `apply --json`, or the refusal's; `-` for none.
+pub fn code(v: &Value) -> &str {
+    v["receipt"]["safe_error_code"]
+        .as_str()
+        .or_else(|| v["error"]["code"].as_str())
+        .unwrap_or("-")
 }
 
 pub fn text(out: &Output) -> String {
