@@ -508,15 +508,17 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    /// Replaces the status fields `st` sets (a merge patch of the status subresource). Only for
-    /// writes that need no compare-and-set: the ones that do use `replace_status`.
+    /// Replaces the whole status with `st` (a JSON patch `add /status`). Not a merge patch: that
+    /// would keep fields `st` leaves out, such as the failed attempt's `safe_error_code` inside
+    /// the receipt or its `nextAttemptAt`, next to an `Applied` phase. Only for writes that need
+    /// no compare-and-set: the ones that do use `replace_status`.
     async fn write_status(&self, st: &ProposalStatus) -> Result<(), ReconcileError> {
+        let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
+            path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
+            value: serde_json::to_value(st).unwrap_or(Value::Null),
+        })]);
         self.api
-            .patch_status(
-                &self.p.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": st })),
-            )
+            .patch_status(&self.p.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
             .await?;
         Ok(())
     }
@@ -542,6 +544,10 @@ impl Reconciler<'_> {
         st.phase = Some(phase);
         st.message = Some(message.to_owned());
         st.observed_generation = p.metadata.generation;
+        if phase != Phase::Failed {
+            // A retried apply that ended: no next attempt is scheduled any more.
+            st.next_attempt_at = None;
+        }
         if let Some(r) = receipt {
             st.receipt = serde_json::to_value(r).ok();
         }

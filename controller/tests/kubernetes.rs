@@ -272,7 +272,13 @@ async fn a_failed_apply_writes_nothing_is_retried_and_can_still_be_rejected() {
         .exec(&format!("GRANT UPDATE ON invoices TO {}", fx.db.writer))
         .await;
     let p = fx.wait_phase(&name, Phase::Applied, 40).await;
-    assert_eq!(p.status.unwrap().receipt.unwrap()["status"], "applied");
+    let st = p.status.unwrap();
+    let receipt = st.receipt.unwrap();
+    assert_eq!(receipt["status"], "applied");
+    // Nothing of the failed attempt is left beside Applied.
+    assert_eq!(receipt.get("safe_error_code"), None, "{receipt}");
+    assert_eq!(st.next_attempt_at, None);
+    assert_eq!(st.attempts, 1);
     assert_eq!((fx.db.fee("INV-2").await, fx.db.writes("INV-2").await), (1300, 1));
 
     // A failing proposal can be stopped with a rejection.
