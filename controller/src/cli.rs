@@ -56,7 +56,8 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The reviewed runner config (the same synapsor.runner.json as the sidecar's).
+    /// The reviewed runner config (the same synapsor.runner.json as the sidecar's). Also read
+    /// from SYNAPSOR_MCP_CONFIG when SYNAPSOR_CONFIG is not set.
     #[arg(long, env = "SYNAPSOR_CONFIG", default_value = "/etc/synapsor/synapsor.runner.json")]
     pub config: PathBuf,
     /// Watch proposals only in this namespace (default: all namespaces).
@@ -93,6 +94,23 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exits with clap's message on bad usage), taking the
+    /// config path from SYNAPSOR_MCP_CONFIG when neither `--config` nor SYNAPSOR_CONFIG gave one.
+    pub fn parse_with_env() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let (Command::Run(args), Some(("run", run))) = (&mut cli.command, matches.subcommand())
+            && run.value_source("config") == Some(clap::parser::ValueSource::DefaultValue)
+            && let Some(path) = synapsor_core::context::config_path_from_alias(&ProcessEnv)
+        {
+            args.config = path.into();
+        }
+        cli
+    }
 }
 
 /// Runs a parsed command line; returns the process exit code.

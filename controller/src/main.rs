@@ -1,10 +1,8 @@
 //! `synapsor-controller` binary: see the library for what it is.
 
-use clap::Parser;
-
 fn main() {
     // One crypto provider for every TLS stack in the process (kube client, webhook server).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = synapsor_controller::cli::Cli::parse();
+    let cli = synapsor_controller::cli::Cli::parse_with_env();
     std::process::exit(synapsor_controller::cli::main(cli));
 }

@@ -480,6 +480,16 @@ async fn up_checks_that_the_sidecar_identity_has_exactly_what_it_needs() {
             .unwrap();
         let report: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        // What it suggests next serves with the same proposal store.
+        let serve = format!("--proposal-store kubernetes --kube-namespace {}", fx.ns);
+        assert!(
+            report["next"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().ends_with(&serve)),
+            "{report}"
+        );
         report["checks"]
             .as_array()
             .unwrap()
@@ -508,6 +518,11 @@ async fn a_proposal_the_api_refuses_is_never_local_and_is_published_on_retry() {
     assert_eq!(env["ok"], false, "{env}");
     assert_eq!(env["error"]["code"], "TEMPORARILY_UNAVAILABLE", "{env}");
     assert_eq!(env["error"]["retryable"], true, "{env}");
+    // The model is told which store failed: not the database, the proposal store.
+    assert!(
+        env["error"]["message"].as_str().unwrap().contains("proposal store"),
+        "{env}"
+    );
     assert!(
         fx.proposals()
             .list(&ListParams::default())

@@ -74,3 +74,22 @@ fn a_bad_setup_is_refused_with_its_code_before_anything_starts() {
         "nothing is created before the checks pass"
     );
 }
+
+#[test]
+fn the_config_path_comes_from_synapsor_config_or_the_original_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_error = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_synapsor-controller"));
+        c.arg("run")
+            .env_remove("SYNAPSOR_CONFIG")
+            .env_remove("SYNAPSOR_MCP_CONFIG");
+        for (k, v) in env {
+            c.env(k, dir.path().join(v));
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stderr).into_owned()
+    };
+    assert!(config_error(&[]).contains("cannot read config /etc/synapsor/synapsor.runner.json"));
+    assert!(config_error(&[("SYNAPSOR_MCP_CONFIG", "old.json")]).contains("old.json"));
+    let both = config_error(&[("SYNAPSOR_MCP_CONFIG", "old.json"), ("SYNAPSOR_CONFIG", "new.json")]);
+    assert!(both.contains("new.json") && !both.contains("old.json"), "{both}");
+}

@@ -1,9 +1,8 @@
-use clap::Parser;
 use synapsor_runner::cli::mcp::McpCommand;
 use synapsor_runner::cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_env();
     // The stdio server serves one client, one request at a time: one thread is enough, saves the
     // cross-thread wake-ups on every request and keeps the process small. Everything else
     // (Streamable HTTP with many sessions, the CLI) runs on the multi-threaded runtime.

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_synapsor-runner"));
-    c.env_remove("SYNAPSOR_MCP_CONFIG")
+    c.env_remove("SYNAPSOR_CONFIG")
+        .env_remove("SYNAPSOR_MCP_CONFIG")
         .env_remove("SYNAPSOR_LOCAL_STORE")
         .env_remove("SYNAPSOR_APPROVER");
     c.stdin(Stdio::null());
@@ -497,4 +498,37 @@ mod synapsor_runner_test_support {
             v["proposal"]["id"].as_str().unwrap().to_owned()
         })
     }
+}
+
+#[test]
+fn the_config_path_comes_from_synapsor_config_or_the_original_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = dir.path().join("valid.json");
+    std::fs::write(&valid, synapsor_runner::demo::CONFIG).unwrap();
+    let missing = dir.path().join("missing.json");
+    let validate = |env: &[(&str, &Path)]| {
+        let mut c = bin();
+        c.current_dir(dir.path()).args(["config", "validate", "--json"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        json_out(&c.output().unwrap())
+    };
+    // The original's name alone is read.
+    let v = validate(&[("SYNAPSOR_MCP_CONFIG", &valid)]);
+    assert_eq!(
+        (v["ok"].as_bool(), v["config"].as_str()),
+        (Some(true), valid.to_str()),
+        "{v}"
+    );
+    // SYNAPSOR_CONFIG wins over it.
+    let v = validate(&[("SYNAPSOR_MCP_CONFIG", &valid), ("SYNAPSOR_CONFIG", &missing)]);
+    assert_eq!(v["error"]["code"], "CONFIG_NOT_FOUND", "{v}");
+    // --config wins over both.
+    let mut c = bin();
+    c.current_dir(dir.path())
+        .args(["--config", valid.to_str().unwrap(), "config", "validate", "--json"])
+        .env("SYNAPSOR_CONFIG", &missing)
+        .env("SYNAPSOR_MCP_CONFIG", &missing);
+    assert_eq!(json_out(&c.output().unwrap())["ok"], true);
 }

@@ -22,7 +22,8 @@ const TOKEN: &str = "receiver-token-42";
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_synapsor-runner"));
-    c.env_remove("SYNAPSOR_MCP_CONFIG")
+    c.env_remove("SYNAPSOR_CONFIG")
+        .env_remove("SYNAPSOR_MCP_CONFIG")
         .env_remove("SYNAPSOR_LOCAL_STORE")
         .env_remove("SYNAPSOR_APPROVER")
         .env("HOOK_SECRET", SECRET)

@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_synapsor-runner"));
-    c.env_remove("SYNAPSOR_MCP_CONFIG")
+    c.env_remove("SYNAPSOR_CONFIG")
+        .env_remove("SYNAPSOR_MCP_CONFIG")
         .env_remove("SYNAPSOR_LOCAL_STORE")
         .stdin(Stdio::null());
     c

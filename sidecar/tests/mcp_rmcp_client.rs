@@ -263,10 +263,15 @@ async fn http_requires_the_token_and_a_local_host_header() {
 
     let r = raw_http(port, "GET", "/nope", &[], "").await;
     assert_eq!(r.status, 404);
-    // The health endpoint answers no foreign Host either (DNS rebinding learns nothing).
-    let r = raw_http(port, "GET", "/healthz", &[("Host", "evil.example")], "").await;
-    assert_eq!(r.status, 403, "{r:?}");
+    // The health endpoint answers a probe from any Host (the kubelet sends the pod IP), but a
+    // foreign Host learns only that the server is up (DNS rebinding learns nothing).
+    let r = raw_http(port, "GET", "/healthz", &[("Host", "10.244.0.7:8766")], "").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), serde_json::json!({"ok": true}), "{r:?}");
     assert!(!r.body.contains("tools"), "{r:?}");
+    // Everything else keeps the Host check.
+    let r = raw_http(port, "GET", "/nope", &[("Host", "evil.example")], "").await;
+    assert_eq!(r.status, 403, "{r:?}");
 }
 
 #[tokio::test]

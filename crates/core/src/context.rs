@@ -72,6 +72,20 @@ pub trait Env: Send + Sync + fmt::Debug {
     }
 }
 
+/// The environment variable both binaries read the config file's path from.
+pub const CONFIG_ENV: &str = "SYNAPSOR_CONFIG";
+/// The original's name for [`CONFIG_ENV`], still accepted when [`CONFIG_ENV`] is not set.
+pub const CONFIG_ENV_ALIAS: &str = "SYNAPSOR_MCP_CONFIG";
+
+/// The config path given by [`CONFIG_ENV_ALIAS`] when [`CONFIG_ENV`] is not set. Binaries call
+/// this when their `--config` came from neither the command line nor [`CONFIG_ENV`].
+pub fn config_path_from_alias(env: &dyn Env) -> Option<String> {
+    match env.var(CONFIG_ENV) {
+        Some(_) => None,
+        None => env.var(CONFIG_ENV_ALIAS),
+    }
+}
+
 /// The process environment.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessEnv;
@@ -122,6 +136,25 @@ mod tests {
         };
         assert_eq!(overlay.var("B").as_deref(), Some("y"));
         assert_eq!(overlay.var("A").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn the_config_alias_only_counts_without_the_new_name() {
+        let env = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(
+            config_path_from_alias(&env(&[("SYNAPSOR_MCP_CONFIG", "a.json")])).as_deref(),
+            Some("a.json")
+        );
+        assert_eq!(
+            config_path_from_alias(&env(&[
+                ("SYNAPSOR_MCP_CONFIG", "a.json"),
+                ("SYNAPSOR_CONFIG", "b.json")
+            ])),
+            None
+        );
+        assert_eq!(config_path_from_alias(&env(&[])), None);
     }
 
     #[test]

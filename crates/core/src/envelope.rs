@@ -123,14 +123,15 @@ impl ToolOutcome {
                 context,
             } => {
                 let safe: SafeCode = error.code.safe_code();
+                let message = error.code.safe_message();
                 json!({
                     "ok": false,
-                    "summary": format!("{capability} failed: {}", safe.message()),
+                    "summary": format!("{capability} failed: {message}"),
                     "action": capability,
                     "kind": kind.map(CapabilityKind::as_str),
                     "data": null,
                     "proposal": null,
-                    "error": {"code": safe.as_str(), "message": safe.message(), "retryable": safe.retryable()},
+                    "error": {"code": safe.as_str(), "message": message, "retryable": safe.retryable()},
                     "evidence": null,
                     "source_database_changed": false,
                     "_meta": meta(capability, context.as_ref()),
@@ -313,7 +314,12 @@ mod tests {
             };
             let (v, is_error) = outcome.render(ResultFormat::V2);
             assert!(is_error);
-            assert_eq!(v["error"]["message"], code.safe_code().message());
+            assert_eq!(v["error"]["message"], code.safe_message());
+            if code == ProposalStoreUnavailable {
+                assert!(code.safe_message().contains("proposal store"));
+            } else {
+                assert_eq!(code.safe_message(), code.safe_code().message());
+            }
             assert!(!v.to_string().contains("operator detail"));
             let (v1, _) = outcome.render(ResultFormat::V1);
             assert_eq!(v1["code"], code.as_str());

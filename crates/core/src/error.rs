@@ -80,6 +80,18 @@ impl ToolCode {
         }
     }
 
+    /// The fixed message the model sees in a v2 envelope: the safe code's, except where the
+    /// safe code is shared by causes the model should tell apart. A proposal that the proposal
+    /// store (Kubernetes) refused or could not take is not a database being down.
+    pub fn safe_message(self) -> &'static str {
+        match self {
+            ToolCode::ProposalStoreUnavailable => {
+                "The proposal could not be submitted for review: the proposal store is temporarily unavailable. Nothing was changed. Retry later."
+            }
+            other => other.safe_code().message(),
+        }
+    }
+
     /// The code the model sees in a v2 envelope.
     pub fn safe_code(self) -> SafeCode {
         use ToolCode::*;

@@ -17,13 +17,9 @@ use crate::local_apply::{LocalApplyError, ManagedElsewhere};
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Config file.
-    #[arg(
-        long,
-        global = true,
-        env = "SYNAPSOR_MCP_CONFIG",
-        default_value = "synapsor.runner.json"
-    )]
+    /// Config file. Also read from SYNAPSOR_MCP_CONFIG (the original's name) when SYNAPSOR_CONFIG
+    /// is not set.
+    #[arg(long, global = true, env = "SYNAPSOR_CONFIG", default_value = "synapsor.runner.json")]
     pub config: PathBuf,
     /// Ledger file. Default: the config's storage.sqlite_path, else ./.synapsor/local.db.
     #[arg(long, global = true, env = "SYNAPSOR_LOCAL_STORE")]

@@ -21,6 +21,22 @@ pub mod up;
 use clap::{Parser, Subcommand};
 
 pub use commands::run;
+
+impl Cli {
+    /// Parses the process's arguments (exits with clap's message on bad usage), taking the
+    /// config path from SYNAPSOR_MCP_CONFIG when neither `--config` nor SYNAPSOR_CONFIG gave one.
+    pub fn parse_with_env() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if matches.value_source("config") == Some(clap::parser::ValueSource::DefaultValue)
+            && let Some(path) = synapsor_core::context::config_path_from_alias(&synapsor_core::context::ProcessEnv)
+        {
+            cli.global.config = path.into();
+        }
+        cli
+    }
+}
 pub use common::GlobalArgs;
 
 const ABOUT: &str = "Give AI agents reviewed business capabilities over your database, not SQL.";

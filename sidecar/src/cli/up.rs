@@ -136,11 +136,22 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         .map(|c| json!({"capability": c.name, "writeback": writeback_path(&cfg, c)}))
         .collect();
     let config_arg = global.config.display().to_string();
+    // The serve command repeats the choices these checks were made with.
+    let mut serve = format!("synapsor-runner --config {config_arg} mcp serve-streamable-http");
+    let review = if args.serve_args.proposal_store == ProposalStoreArg::Kubernetes {
+        serve.push_str(" --proposal-store kubernetes");
+        if let Some(ns) = &args.serve_args.kube_namespace {
+            serve.push_str(&format!(" --kube-namespace {ns}"));
+        }
+        "kubectl get proposals".to_owned()
+    } else {
+        "synapsor-runner proposals list".to_owned()
+    };
     let next = vec![
         format!("synapsor-runner --config {config_arg} tools preview"),
         format!("synapsor-runner --config {config_arg} mcp client-config --client claude-desktop"),
-        format!("synapsor-runner --config {config_arg} mcp serve-streamable-http"),
-        "synapsor-runner proposals list".to_owned(),
+        serve,
+        review,
     ];
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&json!({"ok": ok, "checks": checks, "tools": tools, "writeback": writeback, "warnings": warnings, "next": next})).unwrap_or_default());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -62,9 +62,15 @@ fn json_error(status: StatusCode, code: &str) -> Response {
         .into_response()
 }
 
-/// The `Host` check for routes outside rmcp's service (`/healthz`, unknown paths), so a
-/// DNS-rebinding page learns nothing from them either.
-async fn host_guard(State(hosts): State<Arc<Vec<String>>>, req: Request<Body>, next: Next) -> Response {
+/// Whether the request's `Host` is one this server answers fully.
+#[derive(Debug, Clone, Copy)]
+struct HostAllowed(bool);
+
+/// The `Host` check for routes outside rmcp's service (unknown paths too), so a DNS-rebinding
+/// page learns nothing from them either. `/healthz` answers every `Host`: the kubelet probes
+/// with `Host: <pod IP>:<port>`, which no allow-list can know in advance; to a foreign `Host` it
+/// says only that the server is up.
+async fn host_guard(State(hosts): State<Arc<Vec<String>>>, mut req: Request<Body>, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -74,9 +80,11 @@ async fn host_guard(State(hosts): State<Arc<Vec<String>>>, req: Request<Body>, n
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
     };
-    if !hosts.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+    let allowed = hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+    if !allowed && req.uri().path() != "/healthz" {
         return json_error(StatusCode::FORBIDDEN, "host_not_allowed");
     }
+    req.extensions_mut().insert(HostAllowed(allowed));
     next.run(req).await
 }
 
@@ -150,9 +158,12 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
         .layer(middleware::from_fn_with_state(guard_state, guard))
         .route(
             "/healthz",
-            axum::routing::get(move || {
+            axum::routing::get(move |Extension(HostAllowed(allowed)): Extension<HostAllowed>| {
                 let sessions = health_sessions.clone();
                 async move {
+                    if !allowed {
+                        return axum::Json(json!({"ok": true}));
+                    }
                     let open = sessions.sessions.read().await.len();
                     axum::Json(json!({"ok": true, "transport": "streamable-http", "sessions": open, "tools": tools, "mode": mode}))
                 }

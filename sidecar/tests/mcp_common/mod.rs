@@ -117,7 +117,8 @@ pub fn bin_path() -> &'static str {
 }
 
 /// Variables the runner reads that must not leak in from the developer's shell.
-const SCRUBBED_ENV: [&str; 6] = [
+const SCRUBBED_ENV: [&str; 7] = [
+    "SYNAPSOR_CONFIG",
     "SYNAPSOR_MCP_CONFIG",
     "SYNAPSOR_LOCAL_STORE",
     "SYNAPSOR_APPROVER",
