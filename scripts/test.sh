@@ -129,6 +129,11 @@ if ! python3 -c 'import fastapi, uvicorn' >/dev/null 2>&1; then
         python3 -m pip install --quiet -r templates/fastapi/requirements.txt
 fi
 
+# The container images (release binaries; scripts/images.sh), built once per run: the image
+# tests check them, and the cluster tests run them.
+step "container images (scripts/images.sh build)" bash scripts/images.sh build
+export SYNAPSOR_REQUIRE_IMAGES=1
+
 # Databases. dev-db.sh prints only `export ...` lines on stdout.
 DBS_STARTED=1 # set before starting so a half-started set is cleaned up too
 db_env=$(bash scripts/dev-db.sh start </dev/null) || {
