@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decisions::DecisionKey;
 use crate::error::StartError;
+use crate::inject::InjectConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::reconcile::{Ctx, error_policy, reconcile};
@@ -94,6 +95,57 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    #[command(flatten)]
+    pub inject: InjectArgs,
+}
+
+/// The sidecar injector (`POST /inject-pods` on the webhook listener). Without --inject-image
+/// every pod passes unchanged.
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// The synapsor-runner image injected into pods annotated runner.synapsor.ai/inject: "true".
+    #[arg(long, env = "SYNAPSOR_INJECT_IMAGE")]
+    pub inject_image: Option<String>,
+    /// Pull policy of the injected container.
+    #[arg(long, env = "SYNAPSOR_INJECT_PULL_POLICY", default_value = "IfNotPresent",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub inject_pull_policy: String,
+    /// ConfigMap with synapsor.runner.json, when the pod names none (runner.synapsor.ai/config-map).
+    #[arg(long, env = "SYNAPSOR_INJECT_CONFIG_MAP", default_value = "synapsor-config")]
+    pub inject_config_map: String,
+    /// Secret whose keys become the sidecar's environment (read URL, MCP token, trusted
+    /// context), when the pod names none (runner.synapsor.ai/env-secret).
+    #[arg(long, env = "SYNAPSOR_INJECT_ENV_SECRET")]
+    pub inject_env_secret: Option<String>,
+    /// Loopback port of the injected MCP server, when the pod names none (runner.synapsor.ai/port).
+    #[arg(long, env = "SYNAPSOR_INJECT_PORT", default_value_t = 8766, value_parser = clap::value_parser!(u16).range(1024..))]
+    pub inject_port: u16,
+    /// CPU request of the injected container.
+    #[arg(long, env = "SYNAPSOR_INJECT_CPU_REQUEST", default_value = "20m")]
+    pub inject_cpu_request: String,
+    /// Memory request of the injected container.
+    #[arg(long, env = "SYNAPSOR_INJECT_MEMORY_REQUEST", default_value = "32Mi")]
+    pub inject_memory_request: String,
+    /// Memory limit of the injected container.
+    #[arg(long, env = "SYNAPSOR_INJECT_MEMORY_LIMIT", default_value = "128Mi")]
+    pub inject_memory_limit: String,
+}
+
+impl InjectArgs {
+    /// The injector's settings, or `None` when injection is off.
+    pub fn config(&self) -> Option<InjectConfig> {
+        let image = self.inject_image.clone().filter(|i| !i.trim().is_empty())?;
+        Some(InjectConfig {
+            image,
+            pull_policy: self.inject_pull_policy.clone(),
+            config_map: self.inject_config_map.clone(),
+            env_secret: self.inject_env_secret.clone().filter(|s| !s.trim().is_empty()),
+            port: self.inject_port,
+            cpu_request: self.inject_cpu_request.clone(),
+            memory_request: self.inject_memory_request.clone(),
+            memory_limit: self.inject_memory_limit.clone(),
+        })
+    }
 }
 
 impl Cli {
@@ -215,6 +267,7 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         key: key.clone(),
         metrics: metrics.clone(),
         ready: ready.clone(),
+        inject: args.inject.config().map(Arc::new),
     };
     let http = server::bind(args.http_addr, "metrics and health endpoints").await?;
     let webhook = server::bind(args.webhook_addr, "admission webhook").await?;

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod decide;
 pub mod decisions;
 pub mod error;
+pub mod inject;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

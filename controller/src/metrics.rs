@@ -14,6 +14,8 @@ pub struct Metrics {
     pub reconcile_errors: IntCounterVec,
     /// Admission reviews by verdict.
     pub admissions: IntCounterVec,
+    /// Pod admission reviews of the sidecar injector, by outcome.
+    pub injections: IntCounterVec,
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
     pub apply_seconds: Histogram,
@@ -47,6 +49,11 @@ impl Metrics {
             "Admission reviews of proposals, by verdict.",
             "verdict",
         );
+        let injections = counter(
+            "synapsor_sidecar_injections_total",
+            "Pod admission reviews of the sidecar injector, by outcome (injected, untouched, refused).",
+            "outcome",
+        );
         let leader = IntGauge::new(
             "synapsor_controller_leader",
             "1 while this replica holds the leader Lease.",
@@ -65,6 +72,7 @@ impl Metrics {
             closed,
             reconcile_errors,
             admissions,
+            injections,
             leader,
             apply_seconds,
         }

@@ -34,6 +34,8 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// Set once the webhook listens and the API server answered.
     pub ready: Arc<AtomicBool>,
+    /// The sidecar injector's settings; `None`: pods pass unchanged.
+    pub inject: Option<Arc<crate::inject::InjectConfig>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -72,6 +74,14 @@ pub fn webhook_router(state: ServerState) -> Router {
                 let now_ms = s.clock.now_ms();
                 let (review, verdict) = crate::admission::review(&s.client, &s.key, body.0, now_ms).await;
                 s.metrics.admissions.with_label_values(&[verdict.as_str()]).inc();
+                axum::Json(review)
+            }),
+        )
+        .route(
+            "/inject-pods",
+            post(|State(s): State<ServerState>, body: axum::Json<Value>| async move {
+                let (review, outcome) = crate::inject::review(&s.client, s.inject.as_deref(), body.0).await;
+                s.metrics.injections.with_label_values(&[outcome.as_str()]).inc();
                 axum::Json(review)
             }),
         )

@@ -12,7 +12,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_support::*;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
 use synapsor_core::ProposalState;
 use synapsor_kube::{ANNOTATION_APPROVALS, ANNOTATION_PROPOSER, Phase, object_name};
 use synapsor_ledger::LedgerStore;
@@ -588,5 +589,88 @@ async fn an_unapproved_proposal_expires_and_can_no_longer_be_approved() {
     );
     assert_eq!(fx.db.writes("INV-3").await, 0);
     mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_pods_get_the_sidecar_once_and_unbound_accounts_are_refused() {
+    use k8s_openapi::api::core::v1::Pod;
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller_with(
+        "c1",
+        &[
+            "--inject-image",
+            "ghcr.io/synapsor/synapsor-runner:0.1.0",
+            "--inject-env-secret",
+            "billing-agent-env",
+        ],
+    )
+    .await;
+    fx.install_injector().await;
+    let pods: Api<Pod> = Api::namespaced(fx.client.clone(), &fx.ns);
+    let pod = |name: &str, sa: &str, annotated: bool| -> Pod {
+        let ann = if annotated {
+            json!({"runner.synapsor.ai/inject": "true"})
+        } else {
+            json!({})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": ann},
+            "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "image": "billing:1"}]}
+        }))
+        .unwrap()
+    };
+
+    // The sidecar's account ("runner") may create proposals: the pod gets the sidecar.
+    let created = pods
+        .create(&PostParams::default(), &pod("app-1", "runner", true))
+        .await
+        .unwrap();
+    let spec = created.spec.clone().unwrap();
+    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "synapsor-runner"]);
+    let sidecar = &spec.containers[1];
+    assert_eq!(sidecar.image.as_deref(), Some("ghcr.io/synapsor/synapsor-runner:0.1.0"));
+    assert!(
+        sidecar
+            .args
+            .as_ref()
+            .unwrap()
+            .windows(2)
+            .any(|w| w == ["--host", "127.0.0.1"])
+    );
+    let sc = sidecar.security_context.as_ref().unwrap();
+    assert_eq!(
+        (sc.run_as_non_root, sc.read_only_root_filesystem),
+        (Some(true), Some(true))
+    );
+
+    // Re-admitting a pod that has it already adds nothing.
+    let mut again = created.clone();
+    again.metadata =
+        serde_json::from_value(json!({"name": "app-2", "annotations": created.metadata.annotations})).unwrap();
+    let again = pods.create(&PostParams::default(), &again).await.unwrap();
+    assert_eq!(again.spec.unwrap().containers.len(), 2);
+
+    // Without the annotation nothing changes.
+    let plain = pods
+        .create(&PostParams::default(), &pod("plain", "unbound", false))
+        .await
+        .unwrap();
+    assert_eq!(plain.spec.unwrap().containers.len(), 1);
+
+    // An account that may not create proposals is refused, with the reason.
+    let err = pods
+        .create(&PostParams::default(), &pod("app-3", "unbound", true))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("may not create proposals"), "{msg}");
+    assert!(msg.contains("sidecar.serviceAccounts"), "{msg}");
+    let metrics = fx.controllers[0].get("/metrics").await.unwrap().1;
+    assert!(
+        metrics.contains("synapsor_sidecar_injections_total{outcome=\"injected\"} 1"),
+        "{metrics}"
+    );
     fx.cleanup().await;
 }

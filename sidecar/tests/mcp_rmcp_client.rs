@@ -272,6 +272,30 @@ async fn http_requires_the_token_and_a_local_host_header() {
     // Everything else keeps the Host check.
     let r = raw_http(port, "GET", "/nope", &[("Host", "evil.example")], "").await;
     assert_eq!(r.status, 403, "{r:?}");
+
+    // `mcp health` is the exec probe of a sidecar bound to the pod's loopback.
+    let health = |port: u16| {
+        std::process::Command::new(mcp_common::bin_path())
+            .args(["mcp", "health", "--port", &port.to_string(), "--timeout-ms", "1000"])
+            .output()
+            .unwrap()
+    };
+    let up = health(port);
+    assert_eq!(
+        (up.status.code(), String::from_utf8_lossy(&up.stdout).trim()),
+        (Some(0), "ok")
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = health(closed);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("error[MCP_UNHEALTHY]"),
+        "{down:?}"
+    );
 }
 
 #[tokio::test]

@@ -451,6 +451,32 @@ impl Fixture {
         create_or_replace(&api, cfg).await;
     }
 
+    /// Adds the sidecar injector's webhook for pods created in this namespace (failurePolicy
+    /// Fail here, so a broken injector fails the test instead of passing pods through).
+    pub async fn install_injector(&self) {
+        use base64_engine::encode;
+        let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let cfg: MutatingWebhookConfiguration = yaml_obj(json!({
+            "metadata": {"name": format!("{}-inject", self.webhook_name())},
+            "webhooks": [{
+                "name": "inject.runner.synapsor.ai",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 10,
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": {"matchLabels": {"runner.synapsor.ai/test": self.ns}},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                           "operations": ["CREATE"], "scope": "Namespaced"}],
+                "clientConfig": {
+                    "url": format!("https://{}:{}/inject-pods", webhook_host(), self.webhook_port),
+                    "caBundle": encode(self.tls.ca_pem.as_bytes()),
+                },
+            }]
+        }));
+        create_or_replace(&api, cfg).await;
+    }
+
     /// Points the webhook at another replica's port (what a Service does when endpoints change).
     pub async fn point_webhook_to(&self, port: u16) {
         let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
@@ -472,6 +498,11 @@ impl Fixture {
     /// Starts a controller replica named `identity` with its own ledger and HTTP port; waits until
     /// it is ready.
     pub async fn start_controller(&mut self, identity: &str) -> usize {
+        self.start_controller_with(identity, &[]).await
+    }
+
+    /// [`start_controller`](Self::start_controller) with extra `run` arguments.
+    pub async fn start_controller_with(&mut self, identity: &str, extra: &[&str]) -> usize {
         let http_port = free_port();
         let ledger = self.dir.path().join(format!("controller-{identity}.db"));
         let log = self.dir.path().join(format!("controller-{identity}.log"));
@@ -506,6 +537,7 @@ impl Fixture {
             .arg(&self.tls.key)
             .arg("--approval-key-file")
             .arg(&self.key_path)
+            .args(extra)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("TEST_WRITE_URL", &self.db.write_url)
             .env("SYNAPSOR_LOG", "info,kube=warn")
@@ -644,6 +676,9 @@ impl Fixture {
         }
         let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
         let _ = api.delete(&self.webhook_name(), &DeleteParams::default()).await;
+        let _ = api
+            .delete(&format!("{}-inject", self.webhook_name()), &DeleteParams::default())
+            .await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
     }

@@ -143,6 +143,18 @@ pub enum McpCommand {
         #[command(flatten)]
         http: HttpArgs,
     },
+    /// Exit 0 when the Streamable HTTP server on this machine answers GET /healthz: an exec
+    /// probe for a server bound to the pod's loopback, which the kubelet cannot reach.
+    Health {
+        /// Address of the server.
+        #[arg(long, default_value = "127.0.0.1", value_parser = parse_bind_host)]
+        host: IpAddr,
+        #[arg(long, default_value_t = 8766)]
+        port: u16,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        timeout_ms: u64,
+    },
     /// Print the MCP configuration snippet for a client.
     ClientConfig {
         /// claude-desktop | cursor | vscode | openai-agents | generic
@@ -240,6 +252,36 @@ pub async fn build_runtime(
 fn lease(store: &std::path::Path, transport: &str) -> Result<StoreLease, CliError> {
     let info = LeaseInfo::for_current_process("mcp", transport, SystemClock.now_rfc3339());
     Ok(StoreLease::acquire(store, &info)?)
+}
+
+/// `mcp health`: GET /healthz of a local server; `ok` and exit 0, or `MCP_UNHEALTHY`.
+async fn health(host: IpAddr, port: u16, timeout_ms: u64) -> Result<i32, CliError> {
+    let url = format!("http://{}/healthz", SocketAddr::new(host, port));
+    let unhealthy = |why: String| CliError::new("MCP_UNHEALTHY", format!("{url}: {why}"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| unhealthy(format!("cannot build the HTTP client: {e}")))?;
+    let resp = client.get(&url).send().await.map_err(|e| {
+        unhealthy(if e.is_timeout() {
+            "no answer in time".to_owned()
+        } else {
+            "no answer".to_owned()
+        })
+    })?;
+    if !resp.status().is_success() {
+        return Err(unhealthy(format!("HTTP {}", resp.status())));
+    }
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|_| unhealthy("the answer is not JSON".into()))?;
+    if body["ok"] != true {
+        return Err(unhealthy("the server does not say ok".into()));
+    }
+    outln!("ok");
+    Ok(0)
 }
 
 /// The capabilities a model sees: all of them, or only reads in read_only mode.
@@ -409,6 +451,7 @@ pub async fn run(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             let (runtime, store) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
             serve_http(runtime, &serve, opts, &store).await
         }
+        McpCommand::Health { host, port, timeout_ms } => health(host, port, timeout_ms).await,
         McpCommand::ClientConfig {
             client,
             transport,
