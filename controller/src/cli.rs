@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -26,7 +26,7 @@ use crate::inject::InjectConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::reconcile::{Ctx, error_policy, reconcile};
-use crate::server::{self, ServerState};
+use crate::server::{self, Readiness, ServerState};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// How often the writeback setup (writer URLs, receipts tables) is checked again; the
+    /// replica is not ready while something is missing.
+    #[arg(long, env = "SYNAPSOR_SETUP_RECHECK_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub setup_recheck_secs: u64,
     #[command(flatten)]
     pub inject: InjectArgs,
 }
@@ -259,14 +263,14 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
 
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = Arc::new(Readiness::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = ServerState {
         client: client.clone(),
         clock: clock.clone(),
         key: key.clone(),
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        readiness: readiness.clone(),
         inject: args.inject.config().map(Arc::new),
     };
     let http = server::bind(args.http_addr, "metrics and health endpoints").await?;
@@ -311,7 +315,17 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         Err(kube::Error::Api(e)) if e.code == 404 => return Err(StartError::CrdMissing),
         Err(e) => return Err(StartError::KubeApi(e)),
     }
-    ready.store(true, Ordering::Relaxed);
+    // The first setup check before the replica says it is ready: an approval must not reach
+    // a controller that can only fail to apply it.
+    readiness.set_setup_gap(Some("the writeback setup has not been checked yet".into()));
+    let setup = tokio::spawn(watch_writer_setup(
+        cfg.clone(),
+        caps.clone(),
+        readiness.clone(),
+        Duration::from_secs(args.setup_recheck_secs),
+        shutdown.clone(),
+    ));
+    readiness.set_api_ready();
 
     let (lead_tx, lead_rx) = watch::channel(false);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &lease_ns);
@@ -376,11 +390,60 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         tracing::info!(%identity, "stopped leading");
     }
     tracing::info!("releasing the lease and closing the listeners");
+    let _ = setup.await;
     let _ = election.await;
     let _ = webhook_task.await;
     let _ = http_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the writeback setup now and every `every` until shutdown, and keeps the readiness
+/// in step: not ready, with the reason, while a writer URL or a usable receipts table is missing.
+/// A source that cannot be reached keeps the last verdict (an outage, not missing setup); before
+/// the first complete check it keeps the replica not ready, saying which source it cannot reach.
+async fn watch_writer_setup(
+    cfg: RunnerConfig,
+    caps: Vec<capability::Capability>,
+    readiness: Arc<Readiness>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut last: Option<String> = None;
+    let mut checked = false;
+    loop {
+        let (gaps, unreachable) = synapsor_executor::writer_setup_gaps(&cfg, &caps, &ProcessEnv).await;
+        for source in &unreachable {
+            tracing::warn!(%source, "cannot reach the source to check its writeback setup; keeping the last verdict");
+        }
+        let verdict = (!gaps.is_empty()).then(|| {
+            gaps.iter()
+                .map(|g| format!("{}: {}", g.code, g.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        if !checked && verdict.is_none() && !unreachable.is_empty() {
+            readiness.set_setup_gap(Some(format!(
+                "cannot reach source(s) {} to check the writeback setup",
+                unreachable.join(", ")
+            )));
+        } else if unreachable.is_empty() || verdict.is_some() {
+            checked = true;
+            if verdict != last {
+                match &verdict {
+                    Some(why) => tracing::warn!("not ready, writeback setup is missing: {why}"),
+                    None if last.is_some() => tracing::info!("writeback setup complete: ready"),
+                    None => {}
+                }
+            }
+            readiness.set_setup_gap(verdict.clone());
+            last = verdict;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 async fn wait_for_signal() {

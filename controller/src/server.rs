@@ -24,6 +24,39 @@ use crate::decisions::DecisionKey;
 use crate::error::{StartError, TlsError};
 use crate::metrics::Metrics;
 
+/// Whether this replica can do its job: the Kubernetes API answered and the CRD is served, and
+/// the writeback setup every approval relies on is in place (writer URLs, receipts tables). A
+/// replica that could only fail an apply reports not ready, so that nothing is approved into a
+/// `Failed` proposal; the reason is the body of `/readyz` and a warning in the log.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    api: AtomicBool,
+    setup: std::sync::RwLock<Option<String>>,
+}
+
+impl Readiness {
+    pub fn set_api_ready(&self) {
+        self.api.store(true, Ordering::Relaxed);
+    }
+
+    /// `Some(reason)` while writeback setup is missing.
+    pub fn set_setup_gap(&self, gap: Option<String>) {
+        if let Ok(mut g) = self.setup.write() {
+            *g = gap;
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if !self.api.load(Ordering::Relaxed) {
+            return Err("the Kubernetes API has not answered yet".into());
+        }
+        match self.setup.read().ok().and_then(|g| g.clone()) {
+            Some(gap) => Err(gap),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Shared by the handlers.
 #[derive(Clone)]
 pub struct ServerState {
@@ -32,8 +65,8 @@ pub struct ServerState {
     pub clock: Arc<dyn Clock>,
     pub key: DecisionKey,
     pub metrics: Metrics,
-    /// Set once the webhook listens and the API server answered.
-    pub ready: Arc<AtomicBool>,
+    /// What `/readyz` answers.
+    pub readiness: Arc<Readiness>,
     /// The sidecar injector's settings; `None`: pods pass unchanged.
     pub inject: Option<Arc<crate::inject::InjectConfig>>,
 }
@@ -55,10 +88,9 @@ pub fn http_router(state: ServerState) -> Router {
         .route(
             "/readyz",
             get(|State(s): State<ServerState>| async move {
-                if s.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                match s.readiness.check() {
+                    Ok(()) => (StatusCode::OK, "ok".to_owned()),
+                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
                 }
             }),
         )

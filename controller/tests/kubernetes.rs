@@ -674,3 +674,33 @@ async fn annotated_pods_get_the_sidecar_once_and_unbound_accounts_are_refused() 
     );
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_without_its_receipts_table_is_not_ready_and_says_why() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    // The setup an apply needs is missing: nothing may be approved into a Failed proposal.
+    fx.db
+        .exec("ALTER TABLE synapsor_writeback_receipts RENAME TO receipts_elsewhere")
+        .await;
+    let i = fx.spawn_controller("c1", &["--setup-recheck-secs", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        match fx.controllers[i].get("/readyz").await {
+            Some((503, body)) if body.contains("RECEIPTS_TABLE_MISSING") => break body,
+            _ if std::time::Instant::now() > deadline => panic!("{}", fx.controllers[i].log_text()),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    assert!(body.contains("db init-receipts --source main"), "{body}");
+    assert!(fx.controllers[i].log_text().contains("RECEIPTS_TABLE_MISSING"));
+    // Fixed: ready without a restart.
+    fx.db
+        .exec("ALTER TABLE receipts_elsewhere RENAME TO synapsor_writeback_receipts")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fx.controllers[i].get("/readyz").await.map(|(s, _)| s) != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "{}", fx.controllers[i].log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fx.cleanup().await;
+}

@@ -503,6 +503,29 @@ impl Fixture {
 
     /// [`start_controller`](Self::start_controller) with extra `run` arguments.
     pub async fn start_controller_with(&mut self, identity: &str, extra: &[&str]) -> usize {
+        let i = self.spawn_controller(identity, extra);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.controllers[i].get("/readyz").await.map(|(s, _)| s) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "controller {identity} not ready in 30 s:\n{}",
+                self.controllers[i].log_text()
+            );
+            if let Some(c) = self.controllers[i].child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!(
+                    "controller {identity} exited ({status}):\n{}",
+                    self.controllers[i].log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        i
+    }
+
+    /// Starts a controller replica and returns at once, ready or not.
+    pub fn spawn_controller(&mut self, identity: &str, extra: &[&str]) -> usize {
         let http_port = free_port();
         let ledger = self.dir.path().join(format!("controller-{identity}.db"));
         let log = self.dir.path().join(format!("controller-{identity}.log"));
@@ -553,25 +576,7 @@ impl Fixture {
             ledger,
             log,
         });
-        let i = self.controllers.len() - 1;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.controllers[i].get("/readyz").await.map(|(s, _)| s) != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "controller {identity} not ready in 30 s:\n{}",
-                self.controllers[i].log_text()
-            );
-            if let Some(c) = self.controllers[i].child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!(
-                    "controller {identity} exited ({status}):\n{}",
-                    self.controllers[i].log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        i
+        self.controllers.len() - 1
     }
 
     /// The sidecar as an MCP server over stdio, publishing proposals to this namespace as the

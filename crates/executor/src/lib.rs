@@ -41,7 +41,8 @@ pub use apply_plan::{ApplyPlan, ApplyRefusal, Quorum, check_writeback_enabled, p
 pub use error::ExecutorError;
 pub use receipt::{Check, HandlerCode, Receipt, ReceiptStatus, WritebackCode, idempotency_key};
 pub use receipts_table::{
-    InitReport, ReceiptsCheck, check_receipts, init_receipts, receipts_ddl, receipts_grants, receipts_table_name,
+    InitReport, ReceiptsCheck, Schemas, SetupGap, check_receipts, init_receipts, receipts_ddl, receipts_grants,
+    receipts_table_name, write_targets, writer_setup_gaps,
 };
 pub use sql::{RECEIPTS_TABLE, SqlUpdateExecutor, WriterSettings};
 /// Who approved, and when: sent to app-owned handlers in the request's `approvals`.

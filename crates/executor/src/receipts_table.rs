@@ -5,12 +5,105 @@
 //! CREATE). The table holds one row per applied change set, keyed by the idempotency key; rows
 //! only ever commit as `applied` (`in_progress` exists inside an apply's transaction only).
 
-use synapsor_core::config::Engine;
+use std::collections::BTreeMap;
+
+use synapsor_core::Capability;
+use synapsor_core::config::{CapabilityKind, Engine, RunnerConfig};
+use synapsor_core::context::Env;
 use synapsor_core::ident::{Dialect, SafeIdent};
+use synapsor_source::redact;
 
 use crate::error::ExecutorError;
+use crate::select_executor;
 use crate::sql::{self, DbFail, FailKind, RECEIPTS_TABLE, WriterSettings};
-use synapsor_source::redact;
+
+/// True when `cap` is a proposal capability written by the built-in SQL executor.
+fn uses_sql_update(cfg: &RunnerConfig, cap: &Capability) -> bool {
+    cap.kind == CapabilityKind::Proposal && select_executor(cfg, cap).is_ok_and(|e| e.name() == "sql_update")
+}
+
+/// `schema -> tables` written by sql_update.
+pub type Schemas = BTreeMap<String, Vec<String>>;
+
+/// `schema -> tables` of the sql_update proposal capabilities on `source`: where it needs a
+/// receipts table, and what its writer updates.
+pub fn write_targets(cfg: &RunnerConfig, caps: &[Capability], source: &str) -> Schemas {
+    let mut out: Schemas = BTreeMap::new();
+    for c in caps.iter().filter(|c| c.source == source && uses_sql_update(cfg, c)) {
+        let schema = if c.engine == Engine::Sqlite {
+            "main".to_owned()
+        } else {
+            c.read.schema.as_str().to_owned()
+        };
+        let tables = out.entry(schema).or_default();
+        if !tables.iter().any(|t| t == c.read.table.as_str()) {
+            tables.push(c.read.table.as_str().to_owned());
+        }
+    }
+    out
+}
+
+/// A piece of writeback setup that is missing: an apply through `sql_update` on `source` would
+/// fail with `code` until it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupGap {
+    pub source: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// What every source written by `sql_update` lacks before an approval could be applied: the
+/// writer's URL (from `env`) and, in each schema it writes, a receipts table the writer can
+/// insert into and update (probed, then rolled back). A source that cannot be reached is not a
+/// gap: that is an outage, and its applies are retried; `unreachable` lists those.
+pub async fn writer_setup_gaps(cfg: &RunnerConfig, caps: &[Capability], env: &dyn Env) -> (Vec<SetupGap>, Vec<String>) {
+    let mut gaps = Vec::new();
+    let mut unreachable = Vec::new();
+    for (name, src) in &cfg.sources {
+        let targets = write_targets(cfg, caps, name);
+        if targets.is_empty() || src.read_only {
+            continue;
+        }
+        let gap = |code: &'static str, message: String| SetupGap {
+            source: name.clone(),
+            code,
+            message,
+        };
+        let Some(url) = src.write_url_env.as_deref().and_then(|v| env.var(v)) else {
+            gaps.push(gap(
+                "WRITER_CREDENTIAL_MISSING",
+                format!(
+                    "source {name}: the writer URL ({}) is not set",
+                    src.write_url_env.as_deref().unwrap_or("write_url_env")
+                ),
+            ));
+            continue;
+        };
+        let settings = WriterSettings::for_source(src);
+        for schema in targets.keys() {
+            match check_receipts(src.engine, &url, schema, &settings).await {
+                Ok(c) if !c.present => gaps.push(gap(
+                    "RECEIPTS_TABLE_MISSING",
+                    format!(
+                        "source {name}: the receipts table {} is missing: run `synapsor-runner db init-receipts --source {name}` as an admin (or hand --print's SQL to a DBA)",
+                        c.table
+                    ),
+                )),
+                Ok(c) if c.writable != Some(true) => gaps.push(gap(
+                    "RECEIPTS_TABLE_NOT_WRITABLE",
+                    format!(
+                        "source {name}: the writer cannot insert into and update {}: grant SELECT, INSERT, UPDATE (`synapsor-runner db init-receipts --source {name} --print`)",
+                        c.table
+                    ),
+                )),
+                Ok(_) => {}
+                Err(ExecutorError::DatabaseUnavailable { .. }) => unreachable.push(name.clone()),
+                Err(e) => gaps.push(gap(e.code(), format!("source {name}: {e}"))),
+            }
+        }
+    }
+    (gaps, unreachable)
+}
 
 fn schema_ident(schema: &str) -> Result<SafeIdent, ExecutorError> {
     SafeIdent::new(schema).ok_or_else(|| ExecutorError::UnsafeIdentifier {

@@ -1,14 +1,14 @@
 //! `db init-receipts`: the writeback receipts table of each source that `sql_update` writes,
 //! created (as an admin) or printed as DDL and GRANTs for a DBA.
 
-use std::collections::BTreeMap;
-
 use clap::Subcommand;
-use synapsor_core::capability::{self, Capability};
-use synapsor_core::config::{CapabilityKind, Engine, RunnerConfig, Source};
+use synapsor_core::capability;
+use synapsor_core::config::{Engine, Source};
 use synapsor_core::context::{Env, ProcessEnv};
 use synapsor_executor::url::{redact_url, url_user};
-use synapsor_executor::{ExecutorError, WriterSettings, init_receipts, receipts_ddl, receipts_grants, select_executor};
+use synapsor_executor::{
+    ExecutorError, Schemas, WriterSettings, init_receipts, receipts_ddl, receipts_grants, write_targets,
+};
 
 use super::common::{CliError, GlobalArgs, load_config};
 
@@ -27,31 +27,6 @@ pub enum DbCommand {
         #[arg(long)]
         admin_url_env: Option<String>,
     },
-}
-
-/// True when `cap` is a proposal capability written by the built-in SQL executor.
-fn uses_sql_update(cfg: &RunnerConfig, cap: &Capability) -> bool {
-    cap.kind == CapabilityKind::Proposal && select_executor(cfg, cap).is_ok_and(|e| e.name() == "sql_update")
-}
-
-/// `schema -> tables` written by sql_update.
-pub type Schemas = BTreeMap<String, Vec<String>>;
-
-/// `schema -> tables` of the sql_update proposal capabilities on `source`.
-pub fn write_targets(cfg: &RunnerConfig, caps: &[Capability], source: &str) -> Schemas {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for c in caps.iter().filter(|c| c.source == source && uses_sql_update(cfg, c)) {
-        let schema = if c.engine == Engine::Sqlite {
-            "main".to_owned()
-        } else {
-            c.read.schema.as_str().to_owned()
-        };
-        let tables = out.entry(schema).or_default();
-        if !tables.iter().any(|t| t == c.read.table.as_str()) {
-            tables.push(c.read.table.as_str().to_owned());
-        }
-    }
-    out
 }
 
 /// `db init-receipts [--source S] [--print] [--admin-url-env NAME]`.

@@ -11,10 +11,9 @@ use synapsor_core::capability::{self, Capability};
 use synapsor_core::config::{self, Engine, Mode, RunnerConfig, Source};
 use synapsor_core::context::{Env, ProcessEnv};
 use synapsor_executor::url::{redact_url, url_user};
-use synapsor_executor::{WriterSettings, check_receipts};
+use synapsor_executor::{WriterSettings, check_receipts, write_targets};
 
 use super::common::{CliError, GlobalArgs, load_config, print_json, store_path};
-use super::db::write_targets;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
