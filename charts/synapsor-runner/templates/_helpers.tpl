@@ -53,13 +53,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* Image reference: repository, then @digest if given, else :tag (default .Chart.AppVersion). */}}
+{{/*
+Image reference of one binary: repository, then @digest if given, else :tag (default
+.Chart.AppVersion). Call with (dict "ctx" $ "image" .Values.image.controller).
+*/}}
 {{- define "synapsor-runner.image" -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{- define "synapsor-runner.controllerImage" -}}
+{{- include "synapsor-runner.image" (dict "ctx" . "image" .Values.image.controller) -}}
+{{- end -}}
+
+{{- define "synapsor-runner.runnerImage" -}}
+{{- include "synapsor-runner.image" (dict "ctx" . "image" .Values.image.runner) -}}
 {{- end -}}
 
 {{/* Controller object names. */}}
@@ -134,6 +145,48 @@ runnerConfig.json is the file's text (--set-file); runnerConfig.inline the same 
 {{- end -}}
 {{- end -}}
 
+{{/*
+The variables a sidecar's environment needs, as a JSON list: each source's read_url_env, the
+MCP bearer token, and the tenant and principal variables of the trusted contexts (defaults
+SYNAPSOR_TENANT_ID and SYNAPSOR_PRINCIPAL). From the config the chart holds; without it, the
+generic names.
+*/}}
+{{- define "synapsor-runner.sidecarEnvKeys" -}}
+{{- $keys := list -}}
+{{- $json := include "synapsor-runner.configJson" . -}}
+{{- $cfg := dict -}}
+{{- if $json -}}
+{{- $cfg = fromJson $json -}}
+{{- end -}}
+{{- range $name, $src := ($cfg.sources | default dict) -}}
+{{- if and (kindIs "map" $src) $src.read_url_env -}}
+{{- $keys = append $keys $src.read_url_env -}}
+{{- end -}}
+{{- end -}}
+{{- if not $keys -}}
+{{- $keys = list "<read_url_env of each source>" -}}
+{{- end -}}
+{{- $keys = append $keys "SYNAPSOR_RUNNER_HTTP_TOKEN" -}}
+{{- $contexts := list -}}
+{{- if kindIs "map" $cfg.trusted_context -}}
+{{- $contexts = append $contexts $cfg.trusted_context -}}
+{{- end -}}
+{{- range $name, $ctx := ($cfg.contexts | default dict) -}}
+{{- if kindIs "map" $ctx -}}
+{{- $contexts = append $contexts $ctx -}}
+{{- end -}}
+{{- end -}}
+{{- if not $contexts -}}
+{{- $contexts = list dict -}}
+{{- end -}}
+{{- range $ctx := $contexts -}}
+{{- $values := $ctx.values | default dict -}}
+{{- $keys = append $keys ($values.tenant_id_env | default "SYNAPSOR_TENANT_ID") -}}
+{{- $keys = append $keys ($values.principal_env | default "SYNAPSOR_PRINCIPAL") -}}
+{{- end -}}
+{{- toJson (uniq $keys) -}}
+{{- end -}}
+
 {{/* Sidecar object names. */}}
 {{- define "synapsor-runner.sidecarName" -}}
 {{- printf "%s-sidecar" (include "synapsor-runner.fullname" .) -}}
@@ -157,14 +210,49 @@ sidecar.namespaces, else watchNamespace, else the release namespace.
 
 {{/*
 Namespaces that need a copy of the runner ConfigMap: the release namespace (controller) and
-every sidecar namespace, as a JSON list.
+every sidecar namespace (when the chart creates the sidecar RBAC or injects sidecars), as a
+JSON list.
 */}}
 {{- define "synapsor-runner.configNamespaces" -}}
 {{- $ns := list .Release.Namespace -}}
-{{- if .Values.sidecar.rbac.create -}}
+{{- if or .Values.sidecar.rbac.create .Values.sidecar.injection.enabled -}}
 {{- $ns = concat $ns (include "synapsor-runner.sidecarNamespaces" . | fromJsonArray) -}}
 {{- end -}}
 {{- toJson (uniq $ns) -}}
+{{- end -}}
+
+{{/* A resource quantity as text: YAML numbers come in as float64 (1 and 134217728 stay whole). */}}
+{{- define "synapsor-runner.quantity" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap the injected sidecar mounts when the pod names none. */}}
+{{- define "synapsor-runner.injectConfigMap" -}}
+{{- default (include "synapsor-runner.configMapName" .) .Values.sidecar.injection.configMap -}}
+{{- end -}}
+
+{{/*
+The webhook's clientConfig for one path. Call with (dict "ctx" $ "path" "/mutate-proposals"
+"caBundle" $caBundle): the Service, or webhook.url + path when that is set.
+*/}}
+{{- define "synapsor-runner.webhookClientConfig" -}}
+{{- $ctx := .ctx -}}
+{{- if $ctx.Values.webhook.url -}}
+url: {{ printf "%s%s" (trimSuffix "/" $ctx.Values.webhook.url) .path | quote }}
+{{- else -}}
+service:
+  name: {{ include "synapsor-runner.webhookServiceName" $ctx }}
+  namespace: {{ $ctx.Release.Namespace }}
+  path: {{ .path }}
+  port: {{ $ctx.Values.webhook.service.port }}
+{{- end }}
+{{- if .caBundle }}
+caBundle: {{ .caBundle }}
+{{- end }}
 {{- end -}}
 
 {{/* RBAC subjects from a values block with users and groups. Call with the block. */}}
@@ -195,5 +283,19 @@ every sidecar namespace, as a JSON list.
 {{- end -}}
 {{- if and (eq .Values.webhook.tls.mode "secret") (not .Values.webhook.tls.secret.name) -}}
 {{- fail "webhook.tls.secret.name is required when webhook.tls.mode is \"secret\"" -}}
+{{- end -}}
+{{- if and .Values.webhook.url (ne .Values.webhook.tls.mode "secret") -}}
+{{- fail "webhook.url needs webhook.tls.mode: secret: the API server checks the URL's host against the certificate, and the chart's own certificates are only valid for the Service (docs/kubernetes.md, \"Running the controller outside the cluster\")" -}}
+{{- end -}}
+{{- if and (eq (int .Values.controller.replicas) 0) (not .Values.webhook.url) -}}
+{{- fail "controller.replicas: 0 is only for webhook.url (a controller run outside the cluster): without a controller, no proposal can be created or approved" -}}
+{{- end -}}
+{{- if .Values.receipts.init.enabled -}}
+{{- if not .Values.receipts.init.adminSecret -}}
+{{- fail "receipts.init.enabled needs receipts.init.adminSecret: the Secret (in the release namespace) whose keys are variables holding admin database URLs" -}}
+{{- end -}}
+{{- if not .Values.receipts.init.adminUrlEnv -}}
+{{- fail "receipts.init.enabled needs receipts.init.adminUrlEnv: the variable of receipts.init.adminSecret that holds the admin URL (passed as --admin-url-env)" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
