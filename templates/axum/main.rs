@@ -277,7 +277,7 @@ fn now_version() -> String {
 }
 
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     let state = match AppState::from_env() {
         Ok(state) => Arc::new(state),
         Err(e) => {
