@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 #
-# Build kube-apiserver v1.20.2 from Debian 12 (bookworm)'s `kubernetes` source
-# package with Debian's Go, and install it at $1 (default: the cache path that
-# scripts/k8s.sh uses, ${XDG_CACHE_HOME:-~/.cache}/synapsor-runner/k8s/v1.20.2/
-# kube-apiserver). lib/k8s.sh runs this as the last resort, when no
-# kube-apiserver binary or .zst is found; by hand:
+# Build Kubernetes v1.20.2 components from Debian 12 (bookworm)'s `kubernetes`
+# source package with Debian's Go:
 #
-#   bash scripts/lib/k8s-build.sh
+#   bash scripts/lib/k8s-build.sh [DEST]
+#       kube-apiserver, installed at DEST (default: the cache path that
+#       scripts/k8s.sh uses, ${XDG_CACHE_HOME:-~/.cache}/synapsor-runner/k8s/
+#       v1.20.2/kube-apiserver)
+#   bash scripts/lib/k8s-build.sh --dir DIR COMPONENT...
+#       each COMPONENT (kube-apiserver, kubelet, kube-controller-manager,
+#       kube-scheduler, kube-proxy) installed as DIR/COMPONENT; those already
+#       there (and reporting v1.20.2) are skipped
 #
-# 4-10 minutes on 2 cores (nearly all of it `go build`; 3m46s measured with
-# idle cores, apt included), ~2 GB of disk while it runs. Needs root or password-less sudo only for apt-get: installing
-# the build packages below when missing, and adding deb-src entries (copied
-# from the machine's own Debian entries, removed again after the download)
-# when `apt-get source` has none.
+# lib/k8s.sh runs this as the last resort, when no binary or .zst is found:
+# the first form for scripts/k8s.sh, the second for the node components of
+# scripts/cluster.sh. One source tree serves all components of a run.
+#
+# kube-apiserver: 4-10 minutes on 2 cores (nearly all of it `go build`; 3m46s
+# measured with idle cores, apt included); the four node components together
+# about 6 more (kubelet alone about 5); ~2 GB of disk while it runs. Needs
+# root or password-less sudo only for apt-get: installing the build packages
+# below when missing, and adding deb-src entries (copied from the machine's
+# own Debian entries, removed again after the download) when `apt-get source`
+# has none.
 #
 # What is needed, and why:
 #   - the source package kubernetes 1.20.5+really1.20.2-1.1+deb12u1: the full
@@ -25,12 +35,13 @@
 #   - pkg/generated/openapi, which the tarball lacks, generated with the
 #     vendored openapi-gen from the same inputs as upstream's
 #     build/root/Makefile.generated_files;
-#   - version ldflags, so that `kube-apiserver --version` prints
+#   - version ldflags, so that `<component> --version` prints
 #     "Kubernetes v1.20.2" (clients and tests read it).
 #
 # Everything happens in a temp dir beside the destination (so the final rename
 # is atomic); it is deleted on every exit path, Go's build cache included. A
-# lock file there makes a concurrent build wait and reuse the result.
+# lock file there makes a concurrent build wait and reuse the result (a build
+# of other components then follows, with the lock).
 set -Eeuo pipefail
 trap 'echo "error: k8s-build.sh: \"$BASH_COMMAND\" failed (line $LINENO)" >&2' ERR
 
@@ -47,10 +58,34 @@ REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 DEB_SRC_BASENAME=/etc/apt/sources.list.d/synapsor-k8s-deb-src
 # Marks our temp dirs, so only those are ever deleted as leftovers.
 WORK_MARKER=.synapsor-k8s-build
+KNOWN_COMPONENTS=" kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy "
 
-DEST=${1:-$APISERVER_CACHE}
-case "$DEST" in /*) ;; *) DEST="$(pwd)/$DEST" ;; esac
-DEST_DIR=$(dirname "$DEST")
+usage() {
+    echo "usage: $0 [DEST]   |   $0 --dir DIR COMPONENT...  (COMPONENT:$KNOWN_COMPONENTS)" >&2
+    exit 2
+}
+
+# COMPONENTS[i] is built into DESTS[i]; all DESTS are in DEST_DIR.
+COMPONENTS=()
+DESTS=()
+if [ "${1:-}" = --dir ]; then
+    [ "$#" -ge 3 ] || usage
+    DEST_DIR=$2
+    shift 2
+    case "$DEST_DIR" in /*) ;; *) DEST_DIR="$(pwd)/$DEST_DIR" ;; esac
+    for c in "$@"; do
+        case "$KNOWN_COMPONENTS" in *" $c "*) ;; *) usage ;; esac
+        COMPONENTS+=("$c")
+        DESTS+=("$DEST_DIR/$c")
+    done
+else
+    case "${1:-}" in -*) usage ;; esac
+    DEST=${1:-$APISERVER_CACHE}
+    case "$DEST" in /*) ;; *) DEST="$(pwd)/$DEST" ;; esac
+    DEST_DIR=$(dirname "$DEST")
+    COMPONENTS=(kube-apiserver)
+    DESTS=("$DEST")
+fi
 
 WORK=""
 DEB_SRC_FILE=""
@@ -67,8 +102,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-apiserver_ok() {
+# True if $1 is an executable that reports Kubernetes $K8S_VERSION.
+bin_ok() {
     [ -x "$1" ] && [ "$("$1" --version 2>/dev/null)" = "Kubernetes $K8S_VERSION" ]
+}
+
+# Print the indices of the components still to build.
+todo_indices() {
+    local i
+    for i in "${!COMPONENTS[@]}"; do
+        bin_ok "${DESTS[$i]}" || echo "$i"
+    done
 }
 
 pkg_installed() {
@@ -202,7 +246,7 @@ prepare_tree() {
     # The ldflags below claim $K8S_VERSION: refuse any other upstream version.
     case "$(basename "${origs[0]}")" in
     *[.+a-z]"$K8S_UPSTREAM".orig.tar.* | kubernetes_"$K8S_UPSTREAM".orig.tar.*) ;;
-    *) die "$(basename "${origs[0]}") is not Kubernetes $K8S_UPSTREAM; set SYNAPSOR_KUBE_APISERVER or SYNAPSOR_KUBE_APISERVER_ZST instead" ;;
+    *) die "$(basename "${origs[0]}") is not Kubernetes $K8S_UPSTREAM; provide the binaries instead (SYNAPSOR_KUBE_APISERVER, SYNAPSOR_KUBELET, ...; see docs/kubernetes-testing.md)" ;;
     esac
     log "unpacking $(basename "${origs[0]}") and $(basename "${debs[0]}")"
     mkdir -p "$WORK/x" "$GOPATH/src/k8s.io"
@@ -263,8 +307,9 @@ generate_openapi() {
         die "openapi-gen did not write pkg/generated/openapi/zz_generated.openapi.go"
 }
 
+# Build ./cmd/$1 into $WORK/$1.
 compile() {
-    local vp=k8s.io/kubernetes/vendor/k8s.io ld
+    local component=$1 vp=k8s.io/kubernetes/vendor/k8s.io ld
     ld="-s -w"
     ld+=" -X $vp/component-base/version.gitVersion=$K8S_VERSION"
     ld+=" -X $vp/component-base/version.gitMajor=1 -X $vp/component-base/version.gitMinor=$K8S_MINOR"
@@ -272,31 +317,35 @@ compile() {
     ld+=" -X $vp/component-base/version.buildDate=2021-01-13T00:00:00Z"
     ld+=" -X $vp/client-go/pkg/version.gitVersion=$K8S_VERSION"
     ld+=" -X $vp/client-go/pkg/version.gitMajor=1 -X $vp/client-go/pkg/version.gitMinor=$K8S_MINOR"
-    log "compiling kube-apiserver ($("$GO" version | cut -d' ' -f3); the long step)"
-    (cd "$TREE" && "$GO" build -tags selinux,notest -ldflags "$ld" -o "$WORK/kube-apiserver" ./cmd/kube-apiserver)
+    log "compiling $component ($("$GO" version | cut -d' ' -f3); the long step)"
+    (cd "$TREE" && "$GO" build -tags selinux,notest -ldflags "$ld" -o "$WORK/$component" "./cmd/$component")
 }
 
 main() {
-    local t0 version
+    local t0 version todo=() i names
     t0=$(now_ms)
-    if apiserver_ok "$DEST"; then
-        log "$DEST is already kube-apiserver $K8S_VERSION"
+    mapfile -t todo < <(todo_indices)
+    if [ "${#todo[@]}" -eq 0 ]; then
+        log "${DESTS[*]}: already $K8S_VERSION"
         return 0
     fi
     mkdir -p "$DEST_DIR"
-    # One build at a time per destination; a waiting one reuses the result.
-    exec 8>"$DEST_DIR/.kube-apiserver.build-lock"
+    # One build at a time per destination dir; a waiting one reuses the
+    # result and builds only what is still missing.
+    exec 8>"$DEST_DIR/.k8s-build.lock"
     if command -v flock >/dev/null 2>&1 && ! flock -n 8; then
-        log "another build of kube-apiserver is running; waiting for it"
-        flock -w 3600 8 || die "timed out waiting for the other build ($DEST_DIR/.kube-apiserver.build-lock)"
-        if apiserver_ok "$DEST"; then
-            log "the other build installed $DEST"
+        log "another Kubernetes build into $DEST_DIR is running; waiting for it"
+        flock -w 3600 8 || die "timed out waiting for the other build ($DEST_DIR/.k8s-build.lock)"
+        mapfile -t todo < <(todo_indices)
+        if [ "${#todo[@]}" -eq 0 ]; then
+            log "the other build installed ${DESTS[*]}"
             return 0
         fi
     fi
-    # Leftovers of a killed build (we hold the lock, so none is running).
+    # Leftovers of a killed build (we hold the lock, so none is running);
+    # .kube-apiserver-build.* is the name older versions of this script used.
     local d
-    for d in "$DEST_DIR"/.kube-apiserver-build.*; do
+    for d in "$DEST_DIR"/.k8s-build.* "$DEST_DIR"/.kube-apiserver-build.*; do
         if [ -f "$d/$WORK_MARKER" ]; then
             chmod -R u+w "$d" 2>/dev/null || true
             rm -rf "$d"
@@ -308,15 +357,17 @@ main() {
         warn "only $((free_kb / 1024)) MiB free in $DEST_DIR; the build needs about 2 GiB"
     fi
 
-    log "building kube-apiserver $K8S_VERSION from Debian's source package (about 4-10 minutes on 2 cores)"
+    names=""
+    for i in "${todo[@]}"; do names+=" ${COMPONENTS[$i]}"; done
+    log "building${names} $K8S_VERSION from Debian's source package (kube-apiserver 4-10 minutes on 2 cores, the node components about 6)"
     if [ -r /etc/os-release ] && ! grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release; then
         warn "this is not Debian 12 (bookworm), the only system this build is known to work on"
     fi
-    command -v apt-get >/dev/null 2>&1 || die "building kube-apiserver needs Debian's apt-get"
+    command -v apt-get >/dev/null 2>&1 || die "building Kubernetes needs Debian's apt-get"
     prepare_apt
     GO=$(find_debian_go)
 
-    WORK=$(mktemp -d "$DEST_DIR/.kube-apiserver-build.XXXXXX")
+    WORK=$(mktemp -d "$DEST_DIR/.k8s-build.XXXXXX")
     touch "$WORK/$WORK_MARKER"
     GOPATH="$WORK/gopath"
     TREE="$GOPATH/src/k8s.io/kubernetes"
@@ -328,15 +379,21 @@ main() {
 
     download_source
     prepare_tree
+    # kube-apiserver needs it; generated once for all (the others compile
+    # fine with it).
     generate_openapi
-    compile
-
-    version=$("$WORK/kube-apiserver" --version 2>&1) || die "the built kube-apiserver does not run: $version"
-    [ "$version" = "Kubernetes $K8S_VERSION" ] ||
-        die "the built kube-apiserver reports '$version', expected 'Kubernetes $K8S_VERSION'"
-    chmod 0755 "$WORK/kube-apiserver"
-    mv -f "$WORK/kube-apiserver" "$DEST"
-    log "built $DEST ($version) in $(elapsed "$t0")"
+    for i in "${todo[@]}"; do
+        local c=${COMPONENTS[$i]} t1
+        t1=$(now_ms)
+        compile "$c"
+        version=$("$WORK/$c" --version 2>&1) || die "the built $c does not run: $version"
+        [ "$version" = "Kubernetes $K8S_VERSION" ] ||
+            die "the built $c reports '$version', expected 'Kubernetes $K8S_VERSION'"
+        chmod 0755 "$WORK/$c"
+        mv -f "$WORK/$c" "${DESTS[$i]}"
+        log "built ${DESTS[$i]} ($version) in $(elapsed "$t1")"
+    done
+    log "built${names} in $(elapsed "$t0")"
 }
 
 main

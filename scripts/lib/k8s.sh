@@ -4,6 +4,9 @@
 # test suite (a real etcd and a real kube-apiserver on loopback, as
 # controller-runtime's envtest runs them: no kubelet, scheduler or
 # controller-manager), plus kubectl and helm. Sourced, not executed.
+# scripts/lib/cluster.sh (a full single-node cluster) sources it too, for the
+# binary look-ups (find_kube_apiserver, find_node_bins), kubectl/helm, ports
+# and spawn.
 #
 # Set before sourcing: REPO_ROOT (always) and STATE_DIR (absolute; for
 # everything except the kubectl/helm look-ups).
@@ -96,12 +99,14 @@ install_bin() {
     mkdir -p "$(dirname "$dest")" && cp "$src" "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$dest"
 }
 
-# Print the path of kube-apiserver-<version>-linux-amd64.zst: $1 when given
-# (a set SYNAPSOR_KUBE_APISERVER_ZST), else the first shared/k8s/<name> in
-# an ancestor of the repository (its parent, grandparent, ... up to /; the
-# logical path first, then the physical one if a symlink is involved), so the
-# shared folder is found wherever the clone sits below it. Returns 1 if none.
-find_apiserver_zst() {
+# Print the path of shared/k8s/$1 (e.g. kube-apiserver-<version>-linux-amd64.zst,
+# or node/kubelet-<version>-linux-amd64.zst): $2 when given (an explicit
+# override such as SYNAPSOR_KUBE_APISERVER_ZST), else the first
+# shared/k8s/$1 in an ancestor of the repository (its parent, grandparent,
+# ... up to /; the logical path first, then the physical one if a symlink is
+# involved), so the shared folder is found wherever the clone sits below it.
+# Returns 1 if none.
+find_shared_k8s_file() {
     local name=$1 explicit=${2:-} physical root dir candidate roots=("$REPO_ROOT")
     if [ -n "$explicit" ]; then
         [ -f "$explicit" ] || return 1
@@ -124,20 +129,30 @@ find_apiserver_zst() {
     return 1
 }
 
-# Unpack the .zst $1 into the cache (atomically: tmp file + rename).
-unpack_apiserver_zst() {
-    local zst=$1 tmp
+# The kube-apiserver case of find_shared_k8s_file (kept for callers).
+find_apiserver_zst() {
+    find_shared_k8s_file "$@"
+}
+
+# Unpack the .zst $1 into the executable $2 (atomically: tmp file + rename).
+unpack_zst() {
+    local zst=$1 dest=$2 tmp
     zst="$(cd "$(dirname "$zst")" && pwd)/$(basename "$zst")"
     command -v zstd >/dev/null 2>&1 || apt_install zstd
-    log "unpacking $zst into $APISERVER_CACHE"
-    mkdir -p "$(dirname "$APISERVER_CACHE")"
-    tmp="$APISERVER_CACHE.tmp.$$"
+    log "unpacking $zst into $dest"
+    mkdir -p "$(dirname "$dest")"
+    tmp="$dest.tmp.$$"
     zstd -q -d -f "$zst" -o "$tmp" || {
         rm -f "$tmp"
         die "could not unpack $zst"
     }
     chmod 0755 "$tmp"
-    mv -f "$tmp" "$APISERVER_CACHE"
+    mv -f "$tmp" "$dest"
+}
+
+# Unpack the .zst $1 into the cache (atomically: tmp file + rename).
+unpack_apiserver_zst() {
+    unpack_zst "$1" "$APISERVER_CACHE"
 }
 
 # Sets APISERVER_BIN. Order: $SYNAPSOR_KUBE_APISERVER, kube-apiserver on
@@ -195,6 +210,82 @@ find_kube_apiserver() {
     fi
     [ -x "$APISERVER_CACHE" ] || die "the build reported success but $APISERVER_CACHE is missing"
     APISERVER_BIN=$APISERVER_CACHE
+}
+
+# ---------------------------------------------------------------------------
+# Node components (scripts/cluster.sh: a real single-node cluster)
+# ---------------------------------------------------------------------------
+
+K8S_NODE_COMPONENTS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+K8S_CACHE_DIR="$CACHE_ROOT/k8s/$K8S_VERSION"
+
+# kube-controller-manager -> SYNAPSOR_KUBE_CONTROLLER_MANAGER (its override)
+k8s_bin_env_name() {
+    local n=${1//-/_}
+    echo "SYNAPSOR_${n^^}"
+}
+
+# kube-controller-manager -> KUBE_CONTROLLER_MANAGER_BIN (set by find_node_bins)
+k8s_bin_var_name() {
+    local n=${1//-/_}
+    echo "${n^^}_BIN"
+}
+
+# Sets KUBELET_BIN, KUBE_CONTROLLER_MANAGER_BIN, KUBE_SCHEDULER_BIN and
+# KUBE_PROXY_BIN. Each comes from, in this order: its variable
+# (SYNAPSOR_KUBELET, SYNAPSOR_KUBE_CONTROLLER_MANAGER, SYNAPSOR_KUBE_SCHEDULER,
+# SYNAPSOR_KUBE_PROXY); $SYNAPSOR_K8S_NODE_BIN_DIR/<name>; the cache
+# ($K8S_CACHE_DIR, beside kube-apiserver); shared/k8s/node/<name>-<version>-
+# linux-amd64.zst in the nearest ancestor directory of the repository that has
+# it, unpacked into the cache; else one build of all that are still missing,
+# into the cache (scripts/lib/k8s-build.sh, about 6 minutes on 2 cores for all
+# four). SYNAPSOR_K8S_BUILD=0 and SYNAPSOR_K8S_FORCE_BUILD=1 work as for
+# kube-apiserver.
+find_node_bins() {
+    local name env path zst missing=() options
+    for name in "${K8S_NODE_COMPONENTS[@]}"; do
+        env=$(k8s_bin_env_name "$name")
+        path=""
+        if [ -n "${!env:-}" ]; then
+            require_executable "$env" "${!env}"
+            path=${!env}
+        elif [ -n "${SYNAPSOR_K8S_NODE_BIN_DIR:-}" ]; then
+            require_executable "SYNAPSOR_K8S_NODE_BIN_DIR/$name" "$SYNAPSOR_K8S_NODE_BIN_DIR/$name"
+            path=$SYNAPSOR_K8S_NODE_BIN_DIR/$name
+        elif [ -x "$K8S_CACHE_DIR/$name" ]; then
+            path=$K8S_CACHE_DIR/$name
+        elif [ "${SYNAPSOR_K8S_FORCE_BUILD:-0}" != 1 ] &&
+            zst=$(find_shared_k8s_file "node/$name-$K8S_VERSION-linux-amd64.zst"); then
+            if [ "$(uname -m)" = x86_64 ]; then
+                unpack_zst "$zst" "$K8S_CACHE_DIR/$name"
+                path=$K8S_CACHE_DIR/$name
+            else
+                warn "ignoring $zst: a linux/amd64 binary, this machine is $(uname -m)"
+            fi
+        fi
+        [ -n "$path" ] || missing+=("$name")
+        printf -v "$(k8s_bin_var_name "$name")" '%s' "$path"
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+
+    options="A cluster needs kubelet, kube-controller-manager, kube-scheduler and kube-proxy $K8S_VERSION; for each:
+  - SYNAPSOR_KUBELET, SYNAPSOR_KUBE_CONTROLLER_MANAGER, SYNAPSOR_KUBE_SCHEDULER, SYNAPSOR_KUBE_PROXY=/path/to/binary,
+    or all four in SYNAPSOR_K8S_NODE_BIN_DIR
+  - the binary in the cache $K8S_CACHE_DIR/
+  - shared/k8s/node/<name>-$K8S_VERSION-linux-amd64.zst in any directory above the repository
+  - building them from Debian's source package (Debian 12, root or password-less sudo for apt-get;
+    on unless SYNAPSOR_K8S_BUILD=0): bash scripts/lib/k8s-build.sh --dir $K8S_CACHE_DIR ${missing[*]}"
+    if [ "${SYNAPSOR_K8S_BUILD:-1}" = 0 ]; then
+        die "missing ${missing[*]}, and building is disabled (SYNAPSOR_K8S_BUILD=0). $options"
+    fi
+    log "no ${missing[*]} found: building from Debian's source package"
+    if ! "${BASH:-bash}" "$REPO_ROOT/scripts/lib/k8s-build.sh" --dir "$K8S_CACHE_DIR" "${missing[@]}"; then
+        die "building ${missing[*]} failed (see above). $options"
+    fi
+    for name in "${missing[@]}"; do
+        [ -x "$K8S_CACHE_DIR/$name" ] || die "the build reported success but $K8S_CACHE_DIR/$name is missing"
+        printf -v "$(k8s_bin_var_name "$name")" '%s' "$K8S_CACHE_DIR/$name"
+    done
 }
 
 # Extract the named members of a zip archive into a dir (unzip, else python3).
