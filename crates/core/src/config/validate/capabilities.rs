@@ -1,0 +1,639 @@
+//! `capabilities`: what every capability has (name, kind, source, context, target, args, lookup,
+//! visible columns, evidence) and, for reads, that no write field is set.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::codes::{ARG_KEYS, CAPABILITY_KEYS, LOOKUP_KEYS, TARGET_KEYS, WRITE_FIELDS};
+use super::proposals::ProposalCtx;
+use super::{ArgInfo, ArgTypeV, ModeV, Path, Validator, eq_ci, is_reserved_arg_name, non_empty_str, show, type_name};
+use crate::ident::{is_arg_name, is_capability_name, is_safe_identifier};
+
+impl Validator {
+    pub(super) fn capabilities(&mut self, v: Option<&Value>, path: &Path) {
+        let arr = match v {
+            Some(Value::Array(a)) if !a.is_empty() => a,
+            Some(Value::Array(_)) | None => {
+                self.error(
+                    "CAPABILITIES_REQUIRED",
+                    path,
+                    "at least one capability is required; add a read capability to capabilities",
+                );
+                return;
+            }
+            Some(other) => {
+                self.error(
+                    "CAPABILITIES_REQUIRED",
+                    path,
+                    format!("capabilities must be an array, got {}", type_name(other)),
+                );
+                return;
+            }
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, cap) in arr.iter().enumerate() {
+            let p = path.idx(i);
+            if let Some(name) = self.capability(cap, &p) {
+                if let Some(first) = seen.get(&name) {
+                    self.error(
+                        "DUPLICATE_CAPABILITY_NAME",
+                        &p.key("name"),
+                        format!(
+                            "{} is already used by capabilities[{first}]; capability names must be unique",
+                            show(&name)
+                        ),
+                    );
+                } else {
+                    seen.insert(name, i);
+                }
+            }
+        }
+    }
+
+    /// Validates one capability; returns its name when the name is valid.
+    fn capability(&mut self, v: &Value, path: &Path) -> Option<String> {
+        let Some(obj) = v.as_object() else {
+            self.error(
+                "CAPABILITY_NOT_OBJECT",
+                path,
+                format!("a capability must be an object, got {}", type_name(v)),
+            );
+            return None;
+        };
+        self.known_keys(obj, CAPABILITY_KEYS, path, "a capability");
+
+        let name = match obj.get("name").and_then(Value::as_str) {
+            Some(n) if is_capability_name(n) => Some(n.to_owned()),
+            _ => {
+                self.error(
+                    "INVALID_CAPABILITY_NAME",
+                    &path.key("name"),
+                    "name must be exactly namespace.name, both parts matching ^[A-Za-z_][A-Za-z0-9_]*$, e.g. billing.inspect_invoice",
+                );
+                None
+            }
+        };
+
+        let kind = match obj.get("kind").and_then(Value::as_str) {
+            Some("read") => Some(false),
+            Some("proposal") => Some(true),
+            _ => {
+                self.error(
+                    "INVALID_CAPABILITY_KIND",
+                    &path.key("kind"),
+                    "kind must be read or proposal",
+                );
+                None
+            }
+        };
+
+        if let Some(d) = obj.get("description")
+            && non_empty_str(d).is_none()
+        {
+            self.error(
+                "INVALID_CAPABILITY_DESCRIPTION",
+                &path.key("description"),
+                "description must be a non-empty string that says what the tool does; remove it to use the default",
+            );
+        }
+        if let Some(d) = obj.get("returns_hint")
+            && non_empty_str(d).is_none()
+        {
+            self.error(
+                "INVALID_RETURNS_HINT",
+                &path.key("returns_hint"),
+                "returns_hint must be a non-empty string that says what the result contains; remove it if not needed",
+            );
+        }
+
+        let source = match obj.get("source").and_then(Value::as_str) {
+            Some(s) if self.sources.contains_key(s) => self.sources.get(s).cloned(),
+            Some(_) if !self.sources_ok => None,
+            Some(s) => {
+                self.error(
+                    "UNKNOWN_SOURCE",
+                    &path.key("source"),
+                    format!("source {} is not defined; name an entry of sources", show(s)),
+                );
+                None
+            }
+            None => {
+                self.error(
+                    "UNKNOWN_SOURCE",
+                    &path.key("source"),
+                    "source is required; set it to the name of an entry of sources",
+                );
+                None
+            }
+        };
+
+        if let Some(c) = obj.get("context") {
+            match c.as_str() {
+                Some(s) if self.contexts.contains(s) => {}
+                Some(s) => self.error(
+                    "UNKNOWN_CONTEXT",
+                    &path.key("context"),
+                    format!(
+                        "context {} is not defined; name an entry of contexts or remove context to use trusted_context",
+                        show(s)
+                    ),
+                ),
+                None => self.error(
+                    "UNKNOWN_CONTEXT",
+                    &path.key("context"),
+                    "context must be the name of an entry of contexts",
+                ),
+            }
+        }
+
+        let ack = match obj.get("single_tenant_dev_ack") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.error(
+                    "INVALID_SINGLE_TENANT_DEV_ACK",
+                    &path.key("single_tenant_dev_ack"),
+                    "single_tenant_dev_ack must be true or false",
+                );
+                false
+            }
+        };
+        let target = self.target(obj.get("target"), &path.key("target"), ack);
+        let args = self.args(obj.get("args"), &path.key("args"));
+        let lookup_arg = self.lookup(obj.get("lookup"), &path.key("lookup"), args.as_ref());
+        let visible = self.visible_columns(obj.get("visible_columns"), &path.key("visible_columns"));
+
+        if let Some(e) = obj.get("evidence") {
+            match e.as_str() {
+                Some("required") => {}
+                Some("optional") => self.warn(
+                    "EVIDENCE_ALWAYS_RECORDED",
+                    &path.key("evidence"),
+                    "evidence is always recorded for every call; set evidence to required or remove it",
+                ),
+                _ => self.error(
+                    "INVALID_EVIDENCE_POLICY",
+                    &path.key("evidence"),
+                    "evidence must be required (evidence is always recorded)",
+                ),
+            }
+        }
+        if let Some(m) = obj.get("max_rows") {
+            match m.as_u64() {
+                Some(1) => {}
+                Some(n) if n > 1 => self.error(
+                    "MAX_ROWS_UNSUPPORTED",
+                    &path.key("max_rows"),
+                    "reads return exactly one row by primary key, so max_rows can only be 1; remove max_rows",
+                ),
+                _ => self.error(
+                    "INVALID_MAX_ROWS",
+                    &path.key("max_rows"),
+                    "max_rows must be 1 (reads are by primary key); remove max_rows",
+                ),
+            }
+        }
+
+        match kind {
+            Some(false) => {
+                for field in WRITE_FIELDS {
+                    if obj.contains_key(*field) {
+                        self.error(
+                            "READ_CAPABILITY_HAS_WRITE_FIELDS",
+                            &path.key(field),
+                            format!(
+                                "{field} only applies to proposal capabilities; remove it or change kind to proposal"
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(true) => {
+                if self.mode == Some(ModeV::ReadOnly) {
+                    self.warn(
+                        "PROPOSAL_HIDDEN_IN_READ_ONLY",
+                        &path.key("kind"),
+                        "read_only mode lists only read tools, so this proposal capability is not exposed; change mode to shadow or review to use it",
+                    );
+                }
+                let ctx = ProposalCtx {
+                    target: &target,
+                    args: args.as_ref(),
+                    lookup_arg: lookup_arg.as_deref(),
+                    visible: &visible,
+                };
+                self.proposal(obj, path, &ctx, source.as_ref());
+            }
+            None => {}
+        }
+
+        name
+    }
+
+    fn target(&mut self, v: Option<&Value>, path: &Path, ack: bool) -> TargetInfo {
+        let mut info = TargetInfo::default();
+        let Some(obj) = v.and_then(Value::as_object) else {
+            self.error(
+                "TARGET_REQUIRED",
+                path,
+                "target is required; set it to {\"schema\", \"table\", \"primary_key\", \"tenant_key\"}",
+            );
+            return info;
+        };
+        self.known_keys(obj, TARGET_KEYS, path, "a target");
+        for key in ["schema", "table", "primary_key"] {
+            match obj.get(key).and_then(Value::as_str) {
+                Some(s) if is_safe_identifier(s) => {
+                    if key == "primary_key" {
+                        info.primary_key = Some(s.to_owned());
+                    }
+                }
+                _ => self.error(
+                    "INVALID_TARGET_IDENTIFIER",
+                    &path.key(key),
+                    format!("target.{key} must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)"),
+                ),
+            }
+        }
+        let tenant_present = obj.contains_key("tenant_key");
+        if let Some(t) = obj.get("tenant_key") {
+            match t.as_str() {
+                Some(s) if is_safe_identifier(s) => info.tenant_key = Some(s.to_owned()),
+                _ => self.error(
+                    "INVALID_TARGET_IDENTIFIER",
+                    &path.key("tenant_key"),
+                    "target.tenant_key must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)",
+                ),
+            }
+        }
+        let single_tenant_dev = match obj.get("single_tenant_dev") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.error(
+                    "INVALID_SINGLE_TENANT_DEV",
+                    &path.key("single_tenant_dev"),
+                    "single_tenant_dev must be true or false",
+                );
+                false
+            }
+        };
+        if single_tenant_dev && tenant_present {
+            self.error(
+                "SINGLE_TENANT_DEV_CONFLICT",
+                &path.key("single_tenant_dev"),
+                "single_tenant_dev and tenant_key contradict each other; keep tenant_key and remove single_tenant_dev",
+            );
+        } else if !single_tenant_dev && !tenant_present {
+            self.error(
+                "TENANT_GUARD_REQUIRED",
+                &path.key("tenant_key"),
+                "tenant_key is required so every query is scoped to the trusted tenant; set it to the tenant column",
+            );
+        }
+        if single_tenant_dev && !tenant_present && !ack {
+            self.warn(
+                "SINGLE_TENANT_DEV_EXCEPTION",
+                &path.key("single_tenant_dev"),
+                "this capability has no tenant guard and can read any row of the table; use it for development only, or set single_tenant_dev_ack: true on the capability to acknowledge",
+            );
+        }
+        if let (Some(pk), Some(tk)) = (&info.primary_key, &info.tenant_key)
+            && eq_ci(pk, tk)
+        {
+            self.error(
+                "TENANT_KEY_IS_PRIMARY_KEY",
+                &path.key("tenant_key"),
+                "tenant_key must be the tenant column, not the primary key",
+            );
+        }
+        info
+    }
+
+    fn args(&mut self, v: Option<&Value>, path: &Path) -> Option<HashMap<String, ArgInfo>> {
+        let obj = match v {
+            Some(Value::Object(o)) if !o.is_empty() => o,
+            _ => {
+                self.error(
+                    "ARGS_REQUIRED",
+                    path,
+                    "args must be an object with at least one argument, e.g. {\"invoice_id\": {\"type\": \"string\", \"max_length\": 64}}",
+                );
+                return None;
+            }
+        };
+        let mut out = HashMap::new();
+        for (name, spec) in obj {
+            let p = path.key(name);
+            if !is_arg_name(name) {
+                self.error(
+                    "INVALID_ARG_NAME",
+                    &p,
+                    "argument names must match ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters); rename the argument",
+                );
+            } else if is_reserved_arg_name(name) {
+                self.error(
+                    "MODEL_CONTROLLED_RESERVED_ARG",
+                    &p,
+                    format!("{} is reserved: tenant, principal, version and identifier values come from trusted context and config, never from the model; rename or remove the argument", show(name)),
+                );
+            }
+            let info = self.arg(spec, &p);
+            out.insert(name.clone(), info);
+        }
+        Some(out)
+    }
+
+    fn arg(&mut self, v: &Value, path: &Path) -> ArgInfo {
+        let mut info = ArgInfo {
+            ty: None,
+            required: true,
+        };
+        let Some(obj) = v.as_object() else {
+            self.error(
+                "ARG_NOT_OBJECT",
+                path,
+                format!(
+                    "an argument must be an object like {{\"type\": \"string\"}}, got {}",
+                    type_name(v)
+                ),
+            );
+            return info;
+        };
+        self.known_keys(obj, ARG_KEYS, path, "an argument");
+        info.ty = match obj.get("type").and_then(Value::as_str) {
+            Some("string") => Some(ArgTypeV::String),
+            Some("number") => Some(ArgTypeV::Number),
+            Some("boolean") => Some(ArgTypeV::Boolean),
+            _ => {
+                self.error(
+                    "INVALID_ARG_TYPE",
+                    &path.key("type"),
+                    "type must be string, number or boolean",
+                );
+                None
+            }
+        };
+        if let Some(d) = obj.get("description")
+            && non_empty_str(d).is_none()
+        {
+            self.error(
+                "INVALID_ARG_DESCRIPTION",
+                &path.key("description"),
+                "description must be a non-empty string; remove it to use the default",
+            );
+        }
+        if let Some(r) = obj.get("required") {
+            match r {
+                Value::Bool(b) => info.required = *b,
+                _ => self.error(
+                    "INVALID_ARG_REQUIRED",
+                    &path.key("required"),
+                    "required must be true or false",
+                ),
+            }
+        }
+        let mut max_length = None;
+        if let Some(m) = obj.get("max_length") {
+            match m.as_u64() {
+                Some(n) if n >= 1 => {
+                    if info.ty.is_some_and(|t| t != ArgTypeV::String) {
+                        self.error(
+                            "INVALID_MAX_LENGTH",
+                            &path.key("max_length"),
+                            "max_length only applies to string arguments; remove it",
+                        );
+                    } else {
+                        max_length = Some(n);
+                    }
+                }
+                _ => self.error(
+                    "INVALID_MAX_LENGTH",
+                    &path.key("max_length"),
+                    "max_length must be a whole number of characters, at least 1",
+                ),
+            }
+        }
+        let mut bounds = [None, None];
+        for (slot, (key, code)) in [("minimum", "INVALID_MINIMUM"), ("maximum", "INVALID_MAXIMUM")]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(m) = obj.get(key) {
+                match m.as_f64() {
+                    Some(n) if m.is_number() => {
+                        if info.ty.is_some_and(|t| t != ArgTypeV::Number) {
+                            self.error(
+                                "NUMERIC_BOUNDS_REQUIRE_NUMBER",
+                                &path.key(key),
+                                format!("{key} only applies to number arguments; remove it or change type to number"),
+                            );
+                        } else {
+                            bounds[slot] = Some(n);
+                        }
+                    }
+                    _ => self.error(code, &path.key(key), format!("{key} must be a number")),
+                }
+            }
+        }
+        if let [Some(lo), Some(hi)] = bounds
+            && lo > hi
+        {
+            self.error(
+                "INVALID_NUMERIC_RANGE",
+                &path.key("minimum"),
+                "minimum is greater than maximum; swap or fix them",
+            );
+        }
+        if let Some(e) = obj.get("enum") {
+            let ep = path.key("enum");
+            match e.as_array() {
+                Some(items) if !items.is_empty() => {
+                    let mut seen: Vec<&Value> = Vec::new();
+                    for (k, item) in items.iter().enumerate() {
+                        let ip = ep.idx(k);
+                        let problem = enum_value_problem(item, info.ty, max_length, bounds);
+                        if let Some(problem) = problem {
+                            self.error("INVALID_ENUM_VALUE", &ip, problem);
+                        } else if seen.contains(&item) {
+                            self.error(
+                                "INVALID_ENUM_VALUE",
+                                &ip,
+                                "this value is listed twice; remove the duplicate",
+                            );
+                        }
+                        seen.push(item);
+                    }
+                }
+                _ => self.error(
+                    "INVALID_ENUM",
+                    &ep,
+                    "enum must be a non-empty array of the allowed values",
+                ),
+            }
+        }
+        info
+    }
+
+    fn lookup(&mut self, v: Option<&Value>, path: &Path, args: Option<&HashMap<String, ArgInfo>>) -> Option<String> {
+        let Some(obj) = v.and_then(Value::as_object) else {
+            self.error(
+                "LOOKUP_REQUIRED",
+                path,
+                "lookup is required; set it to {\"id_from_arg\": \"<argument holding the primary key>\"}",
+            );
+            return None;
+        };
+        self.known_keys(obj, LOOKUP_KEYS, path, "lookup");
+        let p = path.key("id_from_arg");
+        let Some(arg) = obj.get("id_from_arg").and_then(non_empty_str) else {
+            self.error(
+                "LOOKUP_ARG_REQUIRED",
+                &p,
+                "lookup.id_from_arg is required; set it to the argument that holds the primary key",
+            );
+            return None;
+        };
+        if let Some(args) = args {
+            match args.get(arg) {
+                None => self.error(
+                    "LOOKUP_ARG_UNKNOWN",
+                    &p,
+                    format!("lookup.id_from_arg names {} which is not in args; add the argument or fix the name", show(arg)),
+                ),
+                Some(info) if !info.required => self.error(
+                    "LOOKUP_ARG_OPTIONAL",
+                    &p,
+                    "the lookup argument must be required, since every call reads one row by primary key; remove required: false",
+                ),
+                Some(_) => {}
+            }
+        }
+        Some(arg.to_owned())
+    }
+
+    fn visible_columns(&mut self, v: Option<&Value>, path: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let items = match v {
+            Some(Value::Array(a)) if !a.is_empty() => a,
+            _ => {
+                self.error(
+                    "VISIBLE_COLUMNS_REQUIRED",
+                    path,
+                    "visible_columns must be a non-empty array of the columns returned to the model",
+                );
+                return out;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = path.idx(i);
+            match item.as_str() {
+                Some(s) if is_safe_identifier(s) => {
+                    if out.iter().any(|c: &String| c == s) {
+                        self.error(
+                            "INVALID_VISIBLE_COLUMN",
+                            &p,
+                            "this column is listed twice; remove the duplicate",
+                        );
+                    } else {
+                        out.push(s.to_owned());
+                    }
+                }
+                _ => self.error(
+                    "INVALID_VISIBLE_COLUMN",
+                    &p,
+                    "visible columns must be SQL identifiers matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)",
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// The key columns of a capability's target, which the proposal checks compare columns against.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TargetInfo {
+    pub(super) primary_key: Option<String>,
+    pub(super) tenant_key: Option<String>,
+}
+
+/// Why an enum member does not fit its argument, if it does not.
+fn enum_value_problem(
+    item: &Value,
+    ty: Option<ArgTypeV>,
+    max_length: Option<u64>,
+    bounds: [Option<f64>; 2],
+) -> Option<String> {
+    let Some(ty) = ty else {
+        return (!matches!(item, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+            .then(|| "enum values must be strings, numbers or booleans".to_owned());
+    };
+    let matches_type = match ty {
+        ArgTypeV::String => item.is_string(),
+        ArgTypeV::Number => item.is_number(),
+        ArgTypeV::Boolean => item.is_boolean(),
+    };
+    if !matches_type {
+        return Some(format!(
+            "enum values of a {} argument must be {}s, got {}",
+            ty.name(),
+            ty.name(),
+            type_name(item)
+        ));
+    }
+    if let (Some(s), Some(max)) = (item.as_str(), max_length)
+        && s.chars().count() as u64 > max
+    {
+        return Some(format!(
+            "this value is longer than max_length ({max}); shorten it or raise max_length"
+        ));
+    }
+    if let Some(n) = item.as_f64().filter(|_| item.is_number())
+        && (bounds[0].is_some_and(|lo| n < lo) || bounds[1].is_some_and(|hi| n > hi))
+    {
+        return Some(
+            "this value is outside the argument's minimum and maximum; fix the value or the bounds".to_owned(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::config::validate::tests::minimal;
+    use crate::config::validate::validate_value;
+
+    #[test]
+    fn read_capability_write_fields() {
+        let mut doc = minimal();
+        doc["capabilities"][0]["patch"] = json!({"status": {"fixed": "void"}});
+        doc["capabilities"][0]["executor"] = json!("sql_update");
+        let r = validate_value(&doc);
+        assert!(r.has("READ_CAPABILITY_HAS_WRITE_FIELDS", "$.capabilities[0].patch"));
+        assert!(r.has("READ_CAPABILITY_HAS_WRITE_FIELDS", "$.capabilities[0].executor"));
+    }
+
+    #[test]
+    fn duplicate_names_and_single_tenant_dev() {
+        let mut doc = minimal();
+        doc["capabilities"][1]["name"] = json!("billing.inspect_invoice");
+        let t = &mut doc["capabilities"][0]["target"];
+        t.as_object_mut().expect("object").remove("tenant_key");
+        t["single_tenant_dev"] = json!(true);
+        let r = validate_value(&doc);
+        assert!(r.has("DUPLICATE_CAPABILITY_NAME", "$.capabilities[1].name"));
+        assert!(r.has(
+            "SINGLE_TENANT_DEV_EXCEPTION",
+            "$.capabilities[0].target.single_tenant_dev"
+        ));
+        doc["capabilities"][0]["single_tenant_dev_ack"] = json!(true);
+        let r = validate_value(&doc);
+        assert!(!r.has(
+            "SINGLE_TENANT_DEV_EXCEPTION",
+            "$.capabilities[0].target.single_tenant_dev"
+        ));
+    }
+}
