@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::codes::{ARG_KEYS, CAPABILITY_KEYS, LOOKUP_KEYS, TARGET_KEYS, WRITE_FIELDS};
 use super::proposals::ProposalCtx;
-use super::{ArgInfo, ArgTypeV, ModeV, Path, Validator, eq_ci, is_reserved_arg_name, non_empty_str, show, type_name};
+use super::{
+    ArgInfo, ArgTypeV, Field, ModeV, Path, Validator, eq_ci, is_reserved_arg_name, non_empty_str, show, sql_identifier,
+    type_name,
+};
 use crate::ident::{is_arg_name, is_capability_name, is_safe_identifier};
 
 impl Validator {
@@ -63,51 +66,41 @@ impl Validator {
         };
         self.known_keys(obj, CAPABILITY_KEYS, path, "a capability");
 
-        let name = match obj.get("name").and_then(Value::as_str) {
-            Some(n) if is_capability_name(n) => Some(n.to_owned()),
-            _ => {
-                self.error(
-                    "INVALID_CAPABILITY_NAME",
-                    &path.key("name"),
-                    "name must be exactly namespace.name, both parts matching ^[A-Za-z_][A-Za-z0-9_]*$, e.g. billing.inspect_invoice",
-                );
-                None
-            }
-        };
+        let name = Field::required(
+            "name",
+            "INVALID_CAPABILITY_NAME",
+            "name must be exactly namespace.name, both parts matching ^[A-Za-z_][A-Za-z0-9_]*$, e.g. billing.inspect_invoice",
+        );
+        let name = self
+            .field(obj, path, name, |v| v.as_str().filter(|n| is_capability_name(n)))
+            .map(str::to_owned);
 
-        let kind = match obj.get("kind").and_then(Value::as_str) {
-            Some("read") => Some(false),
-            Some("proposal") => Some(true),
-            _ => {
-                self.error(
-                    "INVALID_CAPABILITY_KIND",
-                    &path.key("kind"),
-                    "kind must be read or proposal",
-                );
-                None
-            }
-        };
+        let kind = Field::required("kind", "INVALID_CAPABILITY_KIND", "kind must be read or proposal");
+        let kind = self.field(obj, path, kind, |v| match v.as_str()? {
+            "read" => Some(false),
+            "proposal" => Some(true),
+            _ => None,
+        });
 
-        if let Some(d) = obj.get("description")
-            && non_empty_str(d).is_none()
-        {
-            self.error(
-                "INVALID_CAPABILITY_DESCRIPTION",
-                &path.key("description"),
-                "description must be a non-empty string that says what the tool does; remove it to use the default",
-            );
-        }
-        if let Some(d) = obj.get("returns_hint")
-            && non_empty_str(d).is_none()
-        {
-            self.error(
-                "INVALID_RETURNS_HINT",
-                &path.key("returns_hint"),
-                "returns_hint must be a non-empty string that says what the result contains; remove it if not needed",
-            );
-        }
+        let description = Field::optional(
+            "description",
+            "INVALID_CAPABILITY_DESCRIPTION",
+            "description must be a non-empty string that says what the tool does; remove it to use the default",
+        );
+        self.field(obj, path, description, non_empty_str);
+        let returns_hint = Field::optional(
+            "returns_hint",
+            "INVALID_RETURNS_HINT",
+            "returns_hint must be a non-empty string that says what the result contains; remove it if not needed",
+        );
+        self.field(obj, path, returns_hint, non_empty_str);
 
-        let source = match obj.get("source").and_then(Value::as_str) {
+        let source = Field::required(
+            "source",
+            "UNKNOWN_SOURCE",
+            "source is required; set it to the name of an entry of sources",
+        );
+        let source = match self.field(obj, path, source, Value::as_str) {
             Some(s) if self.sources.contains_key(s) => self.sources.get(s).cloned(),
             Some(_) if !self.sources_ok => None,
             Some(s) => {
@@ -118,81 +111,65 @@ impl Validator {
                 );
                 None
             }
-            None => {
-                self.error(
-                    "UNKNOWN_SOURCE",
-                    &path.key("source"),
-                    "source is required; set it to the name of an entry of sources",
-                );
-                None
-            }
+            None => None,
         };
 
-        if let Some(c) = obj.get("context") {
-            match c.as_str() {
-                Some(s) if self.contexts.contains(s) => {}
-                Some(s) => self.error(
-                    "UNKNOWN_CONTEXT",
-                    &path.key("context"),
-                    format!(
-                        "context {} is not defined; name an entry of contexts or remove context to use trusted_context",
-                        show(s)
-                    ),
+        let context = Field::optional(
+            "context",
+            "UNKNOWN_CONTEXT",
+            "context must be the name of an entry of contexts",
+        );
+        if let Some(s) = self.field(obj, path, context, Value::as_str)
+            && !self.contexts.contains(s)
+        {
+            self.error(
+                "UNKNOWN_CONTEXT",
+                &path.key("context"),
+                format!(
+                    "context {} is not defined; name an entry of contexts or remove context to use trusted_context",
+                    show(s)
                 ),
-                None => self.error(
-                    "UNKNOWN_CONTEXT",
-                    &path.key("context"),
-                    "context must be the name of an entry of contexts",
-                ),
-            }
+            );
         }
 
-        let ack = match obj.get("single_tenant_dev_ack") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                self.error(
-                    "INVALID_SINGLE_TENANT_DEV_ACK",
-                    &path.key("single_tenant_dev_ack"),
-                    "single_tenant_dev_ack must be true or false",
-                );
-                false
-            }
-        };
-        let target = self.target(obj.get("target"), &path.key("target"), ack);
-        let args = self.args(obj.get("args"), &path.key("args"));
-        let lookup_arg = self.lookup(obj.get("lookup"), &path.key("lookup"), args.as_ref());
-        let visible = self.visible_columns(obj.get("visible_columns"), &path.key("visible_columns"));
+        let ack = Field::optional(
+            "single_tenant_dev_ack",
+            "INVALID_SINGLE_TENANT_DEV_ACK",
+            "single_tenant_dev_ack must be true or false",
+        );
+        let ack = self.field(obj, path, ack, Value::as_bool).unwrap_or(false);
+        let target = self.target(obj, path, ack);
+        let args = self.args(obj, path);
+        let lookup_arg = self.lookup(obj, path, args.as_ref());
+        let visible = self.visible_columns(obj, path);
 
-        if let Some(e) = obj.get("evidence") {
-            match e.as_str() {
-                Some("required") => {}
-                Some("optional") => self.warn(
-                    "EVIDENCE_ALWAYS_RECORDED",
-                    &path.key("evidence"),
-                    "evidence is always recorded for every call; set evidence to required or remove it",
-                ),
-                _ => self.error(
-                    "INVALID_EVIDENCE_POLICY",
-                    &path.key("evidence"),
-                    "evidence must be required (evidence is always recorded)",
-                ),
-            }
+        let evidence = Field::optional(
+            "evidence",
+            "INVALID_EVIDENCE_POLICY",
+            "evidence must be required (evidence is always recorded)",
+        );
+        let evidence = self.field(obj, path, evidence, |v| {
+            v.as_str().filter(|e| ["required", "optional"].contains(e))
+        });
+        if evidence == Some("optional") {
+            self.warn(
+                "EVIDENCE_ALWAYS_RECORDED",
+                &path.key("evidence"),
+                "evidence is always recorded for every call; set evidence to required or remove it",
+            );
         }
-        if let Some(m) = obj.get("max_rows") {
-            match m.as_u64() {
-                Some(1) => {}
-                Some(n) if n > 1 => self.error(
-                    "MAX_ROWS_UNSUPPORTED",
-                    &path.key("max_rows"),
-                    "reads return exactly one row by primary key, so max_rows can only be 1; remove max_rows",
-                ),
-                _ => self.error(
-                    "INVALID_MAX_ROWS",
-                    &path.key("max_rows"),
-                    "max_rows must be 1 (reads are by primary key); remove max_rows",
-                ),
-            }
+        let max_rows = Field::optional(
+            "max_rows",
+            "INVALID_MAX_ROWS",
+            "max_rows must be 1 (reads are by primary key); remove max_rows",
+        );
+        let max_rows = self.field(obj, path, max_rows, |v| v.as_u64().filter(|n| *n >= 1));
+        if max_rows.is_some_and(|n| n > 1) {
+            self.error(
+                "MAX_ROWS_UNSUPPORTED",
+                &path.key("max_rows"),
+                "reads return exactly one row by primary key, so max_rows can only be 1; remove max_rows",
+            );
         }
 
         match kind {
@@ -231,54 +208,45 @@ impl Validator {
         name
     }
 
-    fn target(&mut self, v: Option<&Value>, path: &Path, ack: bool) -> TargetInfo {
+    /// The capability's `target` (`cap` is the capability, at `cap_path`).
+    fn target(&mut self, cap: &Map<String, Value>, cap_path: &Path, ack: bool) -> TargetInfo {
         let mut info = TargetInfo::default();
-        let Some(obj) = v.and_then(Value::as_object) else {
-            self.error(
-                "TARGET_REQUIRED",
-                path,
-                "target is required; set it to {\"schema\", \"table\", \"primary_key\", \"tenant_key\"}",
-            );
+        let target = Field::required(
+            "target",
+            "TARGET_REQUIRED",
+            "target is required; set it to {\"schema\", \"table\", \"primary_key\", \"tenant_key\"}",
+        );
+        let Some(obj) = self.field(cap, cap_path, target, Value::as_object) else {
             return info;
         };
+        let path = &cap_path.key("target");
         self.known_keys(obj, TARGET_KEYS, path, "a target");
-        for key in ["schema", "table", "primary_key"] {
-            match obj.get(key).and_then(Value::as_str) {
-                Some(s) if is_safe_identifier(s) => {
-                    if key == "primary_key" {
-                        info.primary_key = Some(s.to_owned());
-                    }
-                }
-                _ => self.error(
-                    "INVALID_TARGET_IDENTIFIER",
-                    &path.key(key),
-                    format!("target.{key} must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)"),
-                ),
+        for key in ["schema", "table", "primary_key", "tenant_key"] {
+            let message = format!(
+                "target.{key} must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)"
+            );
+            // A target without tenant_key must say single_tenant_dev, which is checked below.
+            let field = if key == "tenant_key" {
+                Field::optional(key, "INVALID_TARGET_IDENTIFIER", &message)
+            } else {
+                Field::required(key, "INVALID_TARGET_IDENTIFIER", &message)
+            };
+            let identifier = self.field(obj, path, field, sql_identifier).map(str::to_owned);
+            match key {
+                "primary_key" => info.primary_key = identifier,
+                "tenant_key" => info.tenant_key = identifier,
+                _ => {}
             }
         }
         let tenant_present = obj.contains_key("tenant_key");
-        if let Some(t) = obj.get("tenant_key") {
-            match t.as_str() {
-                Some(s) if is_safe_identifier(s) => info.tenant_key = Some(s.to_owned()),
-                _ => self.error(
-                    "INVALID_TARGET_IDENTIFIER",
-                    &path.key("tenant_key"),
-                    "target.tenant_key must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)",
-                ),
-            }
-        }
-        let single_tenant_dev = match obj.get("single_tenant_dev") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                self.error(
-                    "INVALID_SINGLE_TENANT_DEV",
-                    &path.key("single_tenant_dev"),
-                    "single_tenant_dev must be true or false",
-                );
-                false
-            }
-        };
+        let single_tenant_dev = Field::optional(
+            "single_tenant_dev",
+            "INVALID_SINGLE_TENANT_DEV",
+            "single_tenant_dev must be true or false",
+        );
+        let single_tenant_dev = self
+            .field(obj, path, single_tenant_dev, Value::as_bool)
+            .unwrap_or(false);
         if single_tenant_dev && tenant_present {
             self.error(
                 "SINGLE_TENANT_DEV_CONFLICT",
@@ -311,18 +279,15 @@ impl Validator {
         info
     }
 
-    fn args(&mut self, v: Option<&Value>, path: &Path) -> Option<HashMap<String, ArgInfo>> {
-        let obj = match v {
-            Some(Value::Object(o)) if !o.is_empty() => o,
-            _ => {
-                self.error(
-                    "ARGS_REQUIRED",
-                    path,
-                    "args must be an object with at least one argument, e.g. {\"invoice_id\": {\"type\": \"string\", \"max_length\": 64}}",
-                );
-                return None;
-            }
-        };
+    /// The capability's `args` (`cap` is the capability, at `cap_path`).
+    fn args(&mut self, cap: &Map<String, Value>, cap_path: &Path) -> Option<HashMap<String, ArgInfo>> {
+        let args = Field::required(
+            "args",
+            "ARGS_REQUIRED",
+            "args must be an object with at least one argument, e.g. {\"invoice_id\": {\"type\": \"string\", \"max_length\": 64}}",
+        );
+        let obj = self.field(cap, cap_path, args, |v| v.as_object().filter(|o| !o.is_empty()))?;
+        let path = &cap_path.key("args");
         let mut out = HashMap::new();
         for (name, spec) in obj {
             let p = path.key(name);
@@ -362,79 +327,49 @@ impl Validator {
             return info;
         };
         self.known_keys(obj, ARG_KEYS, path, "an argument");
-        info.ty = match obj.get("type").and_then(Value::as_str) {
-            Some("string") => Some(ArgTypeV::String),
-            Some("number") => Some(ArgTypeV::Number),
-            Some("boolean") => Some(ArgTypeV::Boolean),
-            _ => {
-                self.error(
-                    "INVALID_ARG_TYPE",
-                    &path.key("type"),
-                    "type must be string, number or boolean",
-                );
-                None
-            }
-        };
-        if let Some(d) = obj.get("description")
-            && non_empty_str(d).is_none()
-        {
-            self.error(
-                "INVALID_ARG_DESCRIPTION",
-                &path.key("description"),
-                "description must be a non-empty string; remove it to use the default",
-            );
-        }
-        if let Some(r) = obj.get("required") {
-            match r {
-                Value::Bool(b) => info.required = *b,
-                _ => self.error(
-                    "INVALID_ARG_REQUIRED",
-                    &path.key("required"),
-                    "required must be true or false",
-                ),
-            }
+        let ty = Field::required("type", "INVALID_ARG_TYPE", "type must be string, number or boolean");
+        info.ty = self.field(obj, path, ty, |v| match v.as_str()? {
+            "string" => Some(ArgTypeV::String),
+            "number" => Some(ArgTypeV::Number),
+            "boolean" => Some(ArgTypeV::Boolean),
+            _ => None,
+        });
+        let description = Field::optional(
+            "description",
+            "INVALID_ARG_DESCRIPTION",
+            "description must be a non-empty string; remove it to use the default",
+        );
+        self.field(obj, path, description, non_empty_str);
+        let required = Field::optional("required", "INVALID_ARG_REQUIRED", "required must be true or false");
+        if let Some(required) = self.field(obj, path, required, Value::as_bool) {
+            info.required = required;
         }
         let mut max_length = None;
-        if let Some(m) = obj.get("max_length") {
-            match m.as_u64() {
-                Some(n) if n >= 1 => {
-                    if info.ty.is_some_and(|t| t != ArgTypeV::String) {
-                        self.error(
-                            "INVALID_MAX_LENGTH",
-                            &path.key("max_length"),
-                            "max_length only applies to string arguments; remove it",
-                        );
-                    } else {
-                        max_length = Some(n);
-                    }
-                }
-                _ => self.error(
+        let length = Field::optional(
+            "max_length",
+            "INVALID_MAX_LENGTH",
+            "max_length must be a whole number of characters, at least 1",
+        );
+        if let Some(n) = self.field(obj, path, length, |v| v.as_u64().filter(|n| *n >= 1)) {
+            if info.ty.is_some_and(|t| t != ArgTypeV::String) {
+                self.error(
                     "INVALID_MAX_LENGTH",
                     &path.key("max_length"),
-                    "max_length must be a whole number of characters, at least 1",
-                ),
+                    "max_length only applies to string arguments; remove it",
+                );
+            } else {
+                max_length = Some(n);
             }
         }
-        let mut bounds = [None, None];
-        for (slot, (key, code)) in [("minimum", "INVALID_MINIMUM"), ("maximum", "INVALID_MAXIMUM")]
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(m) = obj.get(key) {
-                match m.as_f64() {
-                    Some(n) if m.is_number() => {
-                        if info.ty.is_some_and(|t| t != ArgTypeV::Number) {
-                            self.error(
-                                "NUMERIC_BOUNDS_REQUIRE_NUMBER",
-                                &path.key(key),
-                                format!("{key} only applies to number arguments; remove it or change type to number"),
-                            );
-                        } else {
-                            bounds[slot] = Some(n);
-                        }
-                    }
-                    _ => self.error(code, &path.key(key), format!("{key} must be a number")),
-                }
+        let mut bounds = self.number_bounds(obj, path);
+        for (slot, key) in ["minimum", "maximum"].into_iter().enumerate() {
+            if bounds[slot].is_some() && info.ty.is_some_and(|t| t != ArgTypeV::Number) {
+                self.error(
+                    "NUMERIC_BOUNDS_REQUIRE_NUMBER",
+                    &path.key(key),
+                    format!("{key} only applies to number arguments; remove it or change type to number"),
+                );
+                bounds[slot] = None;
             }
         }
         if let [Some(lo), Some(hi)] = bounds
@@ -446,55 +381,54 @@ impl Validator {
                 "minimum is greater than maximum; swap or fix them",
             );
         }
-        if let Some(e) = obj.get("enum") {
+        let members = Field::optional(
+            "enum",
+            "INVALID_ENUM",
+            "enum must be a non-empty array of the allowed values",
+        );
+        if let Some(items) = self.field(obj, path, members, |v| v.as_array().filter(|a| !a.is_empty())) {
             let ep = path.key("enum");
-            match e.as_array() {
-                Some(items) if !items.is_empty() => {
-                    let mut seen: Vec<&Value> = Vec::new();
-                    for (k, item) in items.iter().enumerate() {
-                        let ip = ep.idx(k);
-                        let problem = enum_value_problem(item, info.ty, max_length, bounds);
-                        if let Some(problem) = problem {
-                            self.error("INVALID_ENUM_VALUE", &ip, problem);
-                        } else if seen.contains(&item) {
-                            self.error(
-                                "INVALID_ENUM_VALUE",
-                                &ip,
-                                "this value is listed twice; remove the duplicate",
-                            );
-                        }
-                        seen.push(item);
-                    }
+            let mut seen: Vec<&Value> = Vec::new();
+            for (k, item) in items.iter().enumerate() {
+                let ip = ep.idx(k);
+                let problem = enum_value_problem(item, info.ty, max_length, bounds);
+                if let Some(problem) = problem {
+                    self.error("INVALID_ENUM_VALUE", &ip, problem);
+                } else if seen.contains(&item) {
+                    self.error(
+                        "INVALID_ENUM_VALUE",
+                        &ip,
+                        "this value is listed twice; remove the duplicate",
+                    );
                 }
-                _ => self.error(
-                    "INVALID_ENUM",
-                    &ep,
-                    "enum must be a non-empty array of the allowed values",
-                ),
+                seen.push(item);
             }
         }
         info
     }
 
-    fn lookup(&mut self, v: Option<&Value>, path: &Path, args: Option<&HashMap<String, ArgInfo>>) -> Option<String> {
-        let Some(obj) = v.and_then(Value::as_object) else {
-            self.error(
-                "LOOKUP_REQUIRED",
-                path,
-                "lookup is required; set it to {\"id_from_arg\": \"<argument holding the primary key>\"}",
-            );
-            return None;
-        };
+    /// The capability's `lookup` (`cap` is the capability, at `cap_path`); the lookup argument.
+    fn lookup(
+        &mut self,
+        cap: &Map<String, Value>,
+        cap_path: &Path,
+        args: Option<&HashMap<String, ArgInfo>>,
+    ) -> Option<String> {
+        let lookup = Field::required(
+            "lookup",
+            "LOOKUP_REQUIRED",
+            "lookup is required; set it to {\"id_from_arg\": \"<argument holding the primary key>\"}",
+        );
+        let obj = self.field(cap, cap_path, lookup, Value::as_object)?;
+        let path = &cap_path.key("lookup");
         self.known_keys(obj, LOOKUP_KEYS, path, "lookup");
+        let id_from_arg = Field::required(
+            "id_from_arg",
+            "LOOKUP_ARG_REQUIRED",
+            "lookup.id_from_arg is required; set it to the argument that holds the primary key",
+        );
+        let arg = self.field(obj, path, id_from_arg, non_empty_str)?;
         let p = path.key("id_from_arg");
-        let Some(arg) = obj.get("id_from_arg").and_then(non_empty_str) else {
-            self.error(
-                "LOOKUP_ARG_REQUIRED",
-                &p,
-                "lookup.id_from_arg is required; set it to the argument that holds the primary key",
-            );
-            return None;
-        };
         if let Some(args) = args {
             match args.get(arg) {
                 None => self.error(
@@ -513,19 +447,18 @@ impl Validator {
         Some(arg.to_owned())
     }
 
-    fn visible_columns(&mut self, v: Option<&Value>, path: &Path) -> Vec<String> {
+    /// The capability's `visible_columns` (`cap` is the capability, at `cap_path`).
+    fn visible_columns(&mut self, cap: &Map<String, Value>, cap_path: &Path) -> Vec<String> {
         let mut out = Vec::new();
-        let items = match v {
-            Some(Value::Array(a)) if !a.is_empty() => a,
-            _ => {
-                self.error(
-                    "VISIBLE_COLUMNS_REQUIRED",
-                    path,
-                    "visible_columns must be a non-empty array of the columns returned to the model",
-                );
-                return out;
-            }
+        let visible = Field::required(
+            "visible_columns",
+            "VISIBLE_COLUMNS_REQUIRED",
+            "visible_columns must be a non-empty array of the columns returned to the model",
+        );
+        let Some(items) = self.field(cap, cap_path, visible, |v| v.as_array().filter(|a| !a.is_empty())) else {
+            return out;
         };
+        let path = &cap_path.key("visible_columns");
         for (i, item) in items.iter().enumerate() {
             let p = path.idx(i);
             match item.as_str() {

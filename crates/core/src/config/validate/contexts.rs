@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::codes::{CONTEXT_KEYS, CONTEXT_VALUE_KEYS};
-use super::{Path, Validator, non_empty_str, type_name};
-use crate::ident::{is_context_name, is_env_name};
+use super::{Field, Path, Validator, env_name, non_empty_str, type_name};
+use crate::ident::is_context_name;
 
 impl Validator {
     pub(super) fn trusted_context(&mut self, v: &Value, path: &Path) {
@@ -23,33 +23,34 @@ impl Validator {
 
         let pp = path.key("provider");
         // Some(true): literals allowed (static_dev); Some(false): not; None: unknown provider.
-        let literals_allowed = match obj.get("provider").and_then(Value::as_str) {
-            Some("environment") => Some(false),
-            Some("static_dev") => {
-                self.warn(
-                    "STATIC_DEV_CONTEXT",
-                    &pp,
-                    "static_dev takes tenant and principal from the config and is for local development only; use environment in production",
-                );
-                Some(true)
-            }
-            Some("http_claims" | "cloud_session") => {
-                self.error(
-                    "TRUSTED_CONTEXT_UNSUPPORTED",
-                    &pp,
-                    "this provider is not supported by this runner; use environment (or static_dev for local development)",
-                );
-                None
-            }
-            _ => {
-                self.error(
-                    "INVALID_CONTEXT_PROVIDER",
-                    &pp,
-                    "provider must be environment or static_dev",
-                );
-                None
-            }
+        // Providers this runner knows of but does not support get their own code.
+        let provider = obj.get("provider").and_then(Value::as_str);
+        let literals_allowed = if matches!(provider, Some("http_claims" | "cloud_session")) {
+            self.error(
+                "TRUSTED_CONTEXT_UNSUPPORTED",
+                &pp,
+                "this provider is not supported by this runner; use environment (or static_dev for local development)",
+            );
+            None
+        } else {
+            let provider = Field::required(
+                "provider",
+                "INVALID_CONTEXT_PROVIDER",
+                "provider must be environment or static_dev",
+            );
+            self.field(obj, path, provider, |v| match v.as_str()? {
+                "environment" => Some(false),
+                "static_dev" => Some(true),
+                _ => None,
+            })
         };
+        if literals_allowed == Some(true) {
+            self.warn(
+                "STATIC_DEV_CONTEXT",
+                &pp,
+                "static_dev takes tenant and principal from the config and is for local development only; use environment in production",
+            );
+        }
 
         let Some(values) = obj.get("values") else { return };
         let vp = path.key("values");
@@ -63,31 +64,23 @@ impl Validator {
         };
         self.known_keys(vo, CONTEXT_VALUE_KEYS, &vp, "trusted context values");
         for key in ["tenant_id_env", "principal_env"] {
-            if let Some(e) = vo.get(key)
-                && !e.as_str().is_some_and(is_env_name)
-            {
-                self.error(
-                    "INVALID_CONTEXT_ENV",
-                    &vp.key(key),
-                    format!("{key} must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$"),
-                );
-            }
+            let message = format!("{key} must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$");
+            self.field(vo, &vp, Field::optional(key, "INVALID_CONTEXT_ENV", &message), env_name);
         }
         for key in ["tenant_id", "principal"] {
-            if let Some(lit) = vo.get(key) {
-                if non_empty_str(lit).is_none() {
-                    self.error(
-                        "INVALID_CONTEXT_VALUE",
-                        &vp.key(key),
-                        format!("{key} must be a non-empty string"),
-                    );
-                } else if literals_allowed == Some(false) {
-                    self.error(
-                        "CONTEXT_LITERAL_NOT_STATIC_DEV",
-                        &vp.key(key),
-                        format!("a literal {key} is only used by the static_dev provider; remove it or use {key}_env"),
-                    );
-                }
+            let message = format!("{key} must be a non-empty string");
+            let literal = self.field(
+                vo,
+                &vp,
+                Field::optional(key, "INVALID_CONTEXT_VALUE", &message),
+                non_empty_str,
+            );
+            if literal.is_some() && literals_allowed == Some(false) {
+                self.error(
+                    "CONTEXT_LITERAL_NOT_STATIC_DEV",
+                    &vp.key(key),
+                    format!("a literal {key} is only used by the static_dev provider; remove it or use {key}_env"),
+                );
             }
         }
     }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::codes::{
     AUTH_KEYS, COMMAND_HANDLER_KEYS, EXECUTOR_KEYS_ANY, HTTP_HANDLER_KEYS, MAX_TIMEOUT_MS, SQL_UPDATE_KEYS,
 };
-use super::{ExecType, ModeV, Path, Validator, is_signing_key_id, type_name};
+use super::{ExecType, Field, ModeV, Path, Validator, env_name, is_signing_key_id, timeout_ms, type_name};
 use crate::ident::{is_context_name, is_env_name};
 
 impl Validator {
@@ -58,19 +58,17 @@ impl Validator {
             );
             return None;
         };
-        let ty = match obj.get("type").and_then(Value::as_str) {
-            Some("sql_update") => Some(ExecType::SqlUpdate),
-            Some("http_handler") => Some(ExecType::HttpHandler),
-            Some("command_handler") => Some(ExecType::CommandHandler),
-            _ => {
-                self.error(
-                    "INVALID_EXECUTOR_TYPE",
-                    &path.key("type"),
-                    "executor type must be sql_update, http_handler or command_handler",
-                );
-                None
-            }
-        };
+        let ty = Field::required(
+            "type",
+            "INVALID_EXECUTOR_TYPE",
+            "executor type must be sql_update, http_handler or command_handler",
+        );
+        let ty = self.field(obj, path, ty, |v| match v.as_str()? {
+            "sql_update" => Some(ExecType::SqlUpdate),
+            "http_handler" => Some(ExecType::HttpHandler),
+            "command_handler" => Some(ExecType::CommandHandler),
+            _ => None,
+        });
         let allowed = match ty {
             Some(ExecType::SqlUpdate) => SQL_UPDATE_KEYS,
             Some(ExecType::HttpHandler) => HTTP_HANDLER_KEYS,
@@ -85,55 +83,43 @@ impl Validator {
         };
         self.known_keys(obj, allowed, path, what);
 
-        let timeout = |s: &mut Self| {
-            if let Some(t) = obj.get("timeout_ms")
-                && !matches!(t.as_u64(), Some(1..=MAX_TIMEOUT_MS))
-            {
-                s.error(
-                    "INVALID_HANDLER_TIMEOUT",
-                    &path.key("timeout_ms"),
-                    format!("timeout_ms must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}; the default is 5000"),
-                );
-            }
-        };
-
         match ty {
             Some(ExecType::HttpHandler) => {
-                if !obj.get("url_env").and_then(Value::as_str).is_some_and(is_env_name) {
-                    self.error(
-                        "HANDLER_URL_ENV_REQUIRED",
-                        &path.key("url_env"),
-                        "url_env is required; set it to the name of the environment variable that holds the handler URL",
-                    );
-                }
-                if let Some(m) = obj.get("method")
-                    && !matches!(m.as_str(), Some("POST" | "PUT" | "PATCH"))
-                {
-                    self.error(
-                        "INVALID_HANDLER_METHOD",
-                        &path.key("method"),
-                        "method must be POST, PUT or PATCH (default POST)",
-                    );
-                }
+                let url_env = Field::required(
+                    "url_env",
+                    "HANDLER_URL_ENV_REQUIRED",
+                    "url_env is required; set it to the name of the environment variable that holds the handler URL",
+                );
+                self.field(obj, path, url_env, env_name);
+                let method = Field::optional(
+                    "method",
+                    "INVALID_HANDLER_METHOD",
+                    "method must be POST, PUT or PATCH (default POST)",
+                );
+                self.field(obj, path, method, |v| {
+                    v.as_str().filter(|m| ["POST", "PUT", "PATCH"].contains(m))
+                });
                 if let Some(auth) = obj.get("auth") {
                     self.executor_auth(auth, &path.key("auth"));
                 }
-                self.executor_signing(obj, path);
-                timeout(self);
             }
             Some(ExecType::CommandHandler) => {
-                if !obj.get("command_env").and_then(Value::as_str).is_some_and(is_env_name) {
-                    self.error(
-                        "COMMAND_ENV_REQUIRED",
-                        &path.key("command_env"),
-                        "command_env is required; set it to the name of the environment variable that holds the handler command",
-                    );
-                }
-                self.executor_signing(obj, path);
-                timeout(self);
+                let command_env = Field::required(
+                    "command_env",
+                    "COMMAND_ENV_REQUIRED",
+                    "command_env is required; set it to the name of the environment variable that holds the handler command",
+                );
+                self.field(obj, path, command_env, env_name);
             }
-            Some(ExecType::SqlUpdate) | None => {}
+            Some(ExecType::SqlUpdate) | None => return ty,
         }
+        // What both handler types share, checked after their own fields.
+        self.executor_signing(obj, path);
+        let timeout_message = format!(
+            "timeout_ms must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}; the default is 5000"
+        );
+        let timeout = Field::optional("timeout_ms", "INVALID_HANDLER_TIMEOUT", &timeout_message);
+        self.field(obj, path, timeout, timeout_ms);
         ty
     }
 
@@ -158,20 +144,18 @@ impl Validator {
                 true
             }
         };
-        if let Some(k) = obj.get("signing_key_id") {
-            if !k.as_str().is_some_and(is_signing_key_id) {
-                self.error(
-                    "INVALID_SIGNING_KEY_ID",
-                    &path.key("signing_key_id"),
-                    "signing_key_id must match ^[A-Za-z0-9_.-]{1,64}$, e.g. billing-2025-01",
-                );
-            } else if !has_secret {
-                self.error(
-                    "SIGNING_KEY_ID_WITHOUT_SECRET",
-                    &path.key("signing_key_id"),
-                    "signing_key_id has no effect without signing_secret_env; add signing_secret_env or remove signing_key_id",
-                );
-            }
+        let key_id = Field::optional(
+            "signing_key_id",
+            "INVALID_SIGNING_KEY_ID",
+            "signing_key_id must match ^[A-Za-z0-9_.-]{1,64}$, e.g. billing-2025-01",
+        );
+        let key_id = self.field(obj, path, key_id, |v| v.as_str().filter(|s| is_signing_key_id(s)));
+        if key_id.is_some() && !has_secret {
+            self.error(
+                "SIGNING_KEY_ID_WITHOUT_SECRET",
+                &path.key("signing_key_id"),
+                "signing_key_id has no effect without signing_secret_env; add signing_secret_env or remove signing_key_id",
+            );
         }
     }
 
@@ -185,19 +169,17 @@ impl Validator {
             return;
         };
         self.known_keys(obj, AUTH_KEYS, path, "executor auth");
-        if obj.get("type").and_then(Value::as_str) != Some("bearer_env") {
-            self.error(
-                "INVALID_EXECUTOR_AUTH",
-                &path.key("type"),
-                "only auth type bearer_env is supported; set \"type\": \"bearer_env\"",
-            );
-        }
-        if !obj.get("token_env").and_then(Value::as_str).is_some_and(is_env_name) {
-            self.error(
-                "EXECUTOR_TOKEN_ENV_REQUIRED",
-                &path.key("token_env"),
-                "token_env is required; set it to the name of the environment variable that holds the bearer token",
-            );
-        }
+        let ty = Field::required(
+            "type",
+            "INVALID_EXECUTOR_AUTH",
+            "only auth type bearer_env is supported; set \"type\": \"bearer_env\"",
+        );
+        self.field(obj, path, ty, |v| v.as_str().filter(|t| *t == "bearer_env"));
+        let token_env = Field::required(
+            "token_env",
+            "EXECUTOR_TOKEN_ENV_REQUIRED",
+            "token_env is required; set it to the name of the environment variable that holds the bearer token",
+        );
+        self.field(obj, path, token_env, env_name);
     }
 }

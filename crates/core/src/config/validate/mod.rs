@@ -33,6 +33,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::model::RunnerConfig;
+use crate::ident::{is_env_name, is_safe_identifier};
 
 pub use codes::{
     ALL_CODES, CONNECTION_URL_SCHEMES, FORBIDDEN_SQL_KEYS, FORBIDDEN_URL_KEYS, IDENTIFIER_CODES,
@@ -259,6 +260,21 @@ fn non_empty_str(v: &Value) -> Option<&str> {
     v.as_str().filter(|s| !s.trim().is_empty())
 }
 
+/// The string, when it is an environment variable name.
+fn env_name(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| is_env_name(s))
+}
+
+/// The string, when it is an SQL identifier.
+fn sql_identifier(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| is_safe_identifier(s))
+}
+
+/// The number, when it is a whole number of milliseconds allowed for a timeout.
+fn timeout_ms(v: &Value) -> Option<u64> {
+    v.as_u64().filter(|n| (1..=MAX_TIMEOUT_MS).contains(n))
+}
+
 fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_))
 }
@@ -332,6 +348,48 @@ struct Validator {
     sources_ok: bool,
     contexts: HashSet<String>,
     executors: HashMap<String, Option<ExecType>>,
+}
+
+/// One field of an object as [`Validator::field`] checks it: its key, the code reported when it
+/// is wrong, and the messages for a missing and for an unacceptable value.
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    key: &'a str,
+    code: &'static str,
+    /// The message when the field is absent; `None` when it may be left out.
+    missing: Option<&'a str>,
+    /// The message when the field is present but not acceptable.
+    invalid: &'a str,
+}
+
+impl<'a> Field<'a> {
+    /// A field that must be present, with one message for a missing and an unacceptable value.
+    fn required(key: &'a str, code: &'static str, message: &'a str) -> Self {
+        Field {
+            key,
+            code,
+            missing: Some(message),
+            invalid: message,
+        }
+    }
+
+    /// A field that may be left out, but must be acceptable when present.
+    fn optional(key: &'a str, code: &'static str, message: &'a str) -> Self {
+        Field {
+            key,
+            code,
+            missing: None,
+            invalid: message,
+        }
+    }
+
+    /// The same field with its own message for when it is missing, which also makes it required.
+    fn or_missing(self, message: &'a str) -> Self {
+        Field {
+            missing: Some(message),
+            ..self
+        }
+    }
 }
 
 impl Validator {
@@ -409,6 +467,36 @@ impl Validator {
         }
     }
 
+    /// `obj[field.key]` as `accept` reads it. A missing required field, or a present one that
+    /// `accept` refuses, is reported as `field.code` at the field's path; a missing optional field
+    /// is not reported. Either way the result is `None`.
+    fn field<'v, T>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        path: &Path,
+        field: Field<'_>,
+        accept: impl FnOnce(&'v Value) -> Option<T>,
+    ) -> Option<T> {
+        let message = match obj.get(field.key) {
+            Some(v) => match accept(v) {
+                Some(accepted) => return Some(accepted),
+                None => field.invalid,
+            },
+            None => field.missing?,
+        };
+        self.error(field.code, &path.key(field.key), message);
+        None
+    }
+
+    /// `minimum` and `maximum` of `obj`, each when it is there and a number; one that is there but
+    /// not a number is reported.
+    fn number_bounds(&mut self, obj: &Map<String, Value>, path: &Path) -> [Option<f64>; 2] {
+        [("minimum", "INVALID_MINIMUM"), ("maximum", "INVALID_MAXIMUM")].map(|(key, code)| {
+            let message = format!("{key} must be a number");
+            self.field(obj, path, Field::optional(key, code, &message), Value::as_f64)
+        })
+    }
+
     fn finish(mut self, doc: &Value) -> ValidationReport {
         let order = document_order(doc);
         ValidationReport {
@@ -448,45 +536,31 @@ impl Validator {
         }
         self.known_keys(obj, TOP_LEVEL_KEYS, &root, "the config");
 
-        match obj.get("version") {
-            Some(v) if v.as_u64() == Some(1) => {}
-            None => self.error(
-                "UNSUPPORTED_CONFIG_VERSION",
-                &root.key("version"),
-                "version is required; add \"version\": 1",
-            ),
-            Some(_) => self.error(
-                "UNSUPPORTED_CONFIG_VERSION",
-                &root.key("version"),
-                "only config version 1 is supported; set \"version\": 1",
-            ),
-        }
+        let version = Field::required(
+            "version",
+            "UNSUPPORTED_CONFIG_VERSION",
+            "only config version 1 is supported; set \"version\": 1",
+        )
+        .or_missing("version is required; add \"version\": 1");
+        self.field(obj, &root, version, |v| (v.as_u64() == Some(1)).then_some(()));
 
-        let mode_path = root.key("mode");
-        self.mode = match obj.get("mode").and_then(Value::as_str) {
-            Some("read_only") => Some(ModeV::ReadOnly),
-            Some("shadow") => Some(ModeV::Shadow),
-            Some("review") => Some(ModeV::Review),
-            Some("cloud") => {
-                self.error(
-                    "CLOUD_MODE_UNSUPPORTED",
-                    &mode_path,
-                    "cloud mode is not supported by this runner; use read_only, shadow or review",
-                );
-                None
-            }
-            _ if obj.get("mode").is_none() => {
-                self.error(
-                    "INVALID_MODE",
-                    &mode_path,
-                    "mode is required; set it to read_only, shadow or review",
-                );
-                None
-            }
-            _ => {
-                self.error("INVALID_MODE", &mode_path, "mode must be read_only, shadow or review");
-                None
-            }
+        // Cloud mode is a known mode this runner refuses, not a misspelt one.
+        self.mode = if obj.get("mode").and_then(Value::as_str) == Some("cloud") {
+            self.error(
+                "CLOUD_MODE_UNSUPPORTED",
+                &root.key("mode"),
+                "cloud mode is not supported by this runner; use read_only, shadow or review",
+            );
+            None
+        } else {
+            let mode = Field::required("mode", "INVALID_MODE", "mode must be read_only, shadow or review")
+                .or_missing("mode is required; set it to read_only, shadow or review");
+            self.field(obj, &root, mode, |v| match v.as_str()? {
+                "read_only" => Some(ModeV::ReadOnly),
+                "shadow" => Some(ModeV::Shadow),
+                "review" => Some(ModeV::Review),
+                _ => None,
+            })
         };
         if obj.contains_key("cloud") {
             self.error(
@@ -558,14 +632,14 @@ impl Validator {
             return;
         };
         self.known_keys(obj, STORAGE_KEYS, path, "storage");
-        match obj.get("sqlite_path") {
-            Some(Value::String(s)) if !s.trim().is_empty() && !s.contains('\0') => {}
-            _ => self.error(
-                "INVALID_SQLITE_PATH",
-                &path.key("sqlite_path"),
-                "storage.sqlite_path must be a non-empty file path such as ./.synapsor/local.db",
-            ),
-        }
+        let sqlite_path = Field::required(
+            "sqlite_path",
+            "INVALID_SQLITE_PATH",
+            "storage.sqlite_path must be a non-empty file path such as ./.synapsor/local.db",
+        );
+        self.field(obj, path, sqlite_path, |v| {
+            v.as_str().filter(|s| !s.trim().is_empty() && !s.contains('\0'))
+        });
     }
 
     // -- recursive scan -----------------------------------------------------------------------

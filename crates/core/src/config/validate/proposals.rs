@@ -11,7 +11,8 @@ use super::codes::{
     TRANSITION_GUARD_KEYS,
 };
 use super::{
-    ArgInfo, ArgTypeV, ExecType, ModeV, Path, SourceInfo, Validator, eq_ci, is_scalar, non_empty_str, show, type_name,
+    ArgInfo, ArgTypeV, ExecType, Field, ModeV, Path, SourceInfo, Validator, eq_ci, is_scalar, non_empty_str, show,
+    sql_identifier, type_name,
 };
 use crate::ident::is_safe_identifier;
 
@@ -23,9 +24,9 @@ impl Validator {
         ctx: &ProposalCtx<'_>,
         source: Option<&SourceInfo>,
     ) {
-        let patch = self.patch(obj.get("patch"), &path.key("patch"), ctx);
-        let allowed = self.allowed_columns(obj.get("allowed_columns"), &path.key("allowed_columns"), ctx);
-        let conflict_column = self.conflict_guard(obj.get("conflict_guard"), &path.key("conflict_guard"));
+        let patch = self.patch(obj, path, ctx);
+        let allowed = self.allowed_columns(obj, path, ctx);
+        let conflict_column = self.conflict_guard(obj, path);
 
         if let Some(allowed) = &allowed {
             for (col, _) in patch.iter() {
@@ -113,19 +114,23 @@ impl Validator {
         }
     }
 
-    fn patch(&mut self, v: Option<&Value>, path: &Path, ctx: &ProposalCtx<'_>) -> Vec<(String, BindingInfo)> {
+    /// The capability's `patch` (`cap` is the capability, at `cap_path`).
+    fn patch(
+        &mut self,
+        cap: &Map<String, Value>,
+        cap_path: &Path,
+        ctx: &ProposalCtx<'_>,
+    ) -> Vec<(String, BindingInfo)> {
         let mut out = Vec::new();
-        let obj = match v {
-            Some(Value::Object(o)) if !o.is_empty() => o,
-            _ => {
-                self.error(
-                    "PATCH_REQUIRED",
-                    path,
-                    "a proposal needs a patch: an object mapping each changed column to {\"fixed\": value} or {\"from_arg\": \"arg\"}",
-                );
-                return out;
-            }
+        let patch = Field::required(
+            "patch",
+            "PATCH_REQUIRED",
+            "a proposal needs a patch: an object mapping each changed column to {\"fixed\": value} or {\"from_arg\": \"arg\"}",
+        );
+        let Some(obj) = self.field(cap, cap_path, patch, |v| v.as_object().filter(|o| !o.is_empty())) else {
+            return out;
         };
+        let path = &cap_path.key("patch");
         for (col, binding) in obj {
             let p = path.key(col);
             if !is_safe_identifier(col) {
@@ -225,18 +230,20 @@ impl Validator {
         }
     }
 
-    fn allowed_columns(&mut self, v: Option<&Value>, path: &Path, ctx: &ProposalCtx<'_>) -> Option<Vec<String>> {
-        let items = match v {
-            Some(Value::Array(a)) if !a.is_empty() => a,
-            _ => {
-                self.error(
-                    "ALLOWED_COLUMNS_REQUIRED",
-                    path,
-                    "a proposal needs allowed_columns: a non-empty array of the only columns writeback may change",
-                );
-                return None;
-            }
-        };
+    /// The capability's `allowed_columns` (`cap` is the capability, at `cap_path`).
+    fn allowed_columns(
+        &mut self,
+        cap: &Map<String, Value>,
+        cap_path: &Path,
+        ctx: &ProposalCtx<'_>,
+    ) -> Option<Vec<String>> {
+        let allowed = Field::required(
+            "allowed_columns",
+            "ALLOWED_COLUMNS_REQUIRED",
+            "a proposal needs allowed_columns: a non-empty array of the only columns writeback may change",
+        );
+        let items = self.field(cap, cap_path, allowed, |v| v.as_array().filter(|a| !a.is_empty()))?;
+        let path = &cap_path.key("allowed_columns");
         let mut out: Vec<String> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let p = path.idx(i);
@@ -273,42 +280,28 @@ impl Validator {
         Some(out)
     }
 
-    fn conflict_guard(&mut self, v: Option<&Value>, path: &Path) -> Option<String> {
-        let Some(obj) = v.and_then(Value::as_object) else {
-            self.error(
-                "CONFLICT_GUARD_REQUIRED",
-                path,
-                "a proposal needs conflict_guard, e.g. {\"column\": \"updated_at\"}, so apply fails when the row changed after review",
-            );
-            return None;
-        };
+    /// The capability's `conflict_guard` (`cap` is the capability, at `cap_path`); its column.
+    fn conflict_guard(&mut self, cap: &Map<String, Value>, cap_path: &Path) -> Option<String> {
+        let guard = Field::required(
+            "conflict_guard",
+            "CONFLICT_GUARD_REQUIRED",
+            "a proposal needs conflict_guard, e.g. {\"column\": \"updated_at\"}, so apply fails when the row changed after review",
+        );
+        let obj = self.field(cap, cap_path, guard, Value::as_object)?;
+        let path = &cap_path.key("conflict_guard");
         self.known_keys(obj, CONFLICT_GUARD_KEYS, path, "conflict_guard");
-        let column = match obj.get("column") {
-            None => None,
-            Some(c) => match c.as_str() {
-                Some(s) if is_safe_identifier(s) => Some(s.to_owned()),
-                _ => {
-                    self.error(
-                        "INVALID_CONFLICT_COLUMN",
-                        &path.key("column"),
-                        "conflict_guard.column must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)",
-                    );
-                    None
-                }
-            },
-        };
-        let ack = match obj.get("weak_guard_ack") {
-            None => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                self.error(
-                    "INVALID_WEAK_GUARD_ACK",
-                    &path.key("weak_guard_ack"),
-                    "weak_guard_ack must be true or false",
-                );
-                false
-            }
-        };
+        let column = Field::optional(
+            "column",
+            "INVALID_CONFLICT_COLUMN",
+            "conflict_guard.column must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)",
+        );
+        let column = self.field(obj, path, column, sql_identifier).map(str::to_owned);
+        let ack = Field::optional(
+            "weak_guard_ack",
+            "INVALID_WEAK_GUARD_ACK",
+            "weak_guard_ack must be true or false",
+        );
+        let ack = self.field(obj, path, ack, Value::as_bool).unwrap_or(false);
         if !obj.contains_key("column") {
             if ack {
                 self.warn(
@@ -364,18 +357,7 @@ impl Validator {
                 continue;
             };
             self.known_keys(bo, NUMERIC_BOUND_KEYS, &p, "a numeric bound");
-            let mut lim = [None, None];
-            for (slot, (key, code)) in [("minimum", "INVALID_MINIMUM"), ("maximum", "INVALID_MAXIMUM")]
-                .into_iter()
-                .enumerate()
-            {
-                if let Some(x) = bo.get(key) {
-                    match x.as_f64() {
-                        Some(n) if x.is_number() => lim[slot] = Some(n),
-                        _ => self.error(code, &p.key(key), format!("{key} must be a number")),
-                    }
-                }
-            }
+            let lim = self.number_bounds(bo, &p);
             if !bo.contains_key("minimum") && !bo.contains_key("maximum") {
                 self.error(
                     "NUMERIC_BOUND_EMPTY",
@@ -461,60 +443,53 @@ impl Validator {
                 continue;
             };
             self.known_keys(go, TRANSITION_GUARD_KEYS, &p, "a transition guard");
-            if let Some(fc) = go.get("from_column") {
-                let fp = p.key("from_column");
-                match fc.as_str() {
-                    Some(s) if is_safe_identifier(s) => {
-                        let readable = ctx.visible.iter().any(|c| c == s)
-                            || ctx.target.primary_key.as_deref() == Some(s)
-                            || ctx.target.tenant_key.as_deref() == Some(s)
-                            || conflict_column == Some(s);
-                        if !readable {
-                            self.error(
-                                "TRANSITION_FROM_COLUMN_NOT_VISIBLE",
-                                &fp,
-                                "from_column must be a visible column, the primary key, the tenant key or the conflict column; add it to visible_columns",
-                            );
-                        }
-                    }
-                    _ => self.error(
-                        "INVALID_TRANSITION_FROM_COLUMN",
-                        &fp,
-                        "from_column must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$",
-                    ),
+            let from_column = Field::optional(
+                "from_column",
+                "INVALID_TRANSITION_FROM_COLUMN",
+                "from_column must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$",
+            );
+            if let Some(s) = self.field(go, &p, from_column, sql_identifier) {
+                let readable = ctx.visible.iter().any(|c| c == s)
+                    || ctx.target.primary_key.as_deref() == Some(s)
+                    || ctx.target.tenant_key.as_deref() == Some(s)
+                    || conflict_column == Some(s);
+                if !readable {
+                    self.error(
+                        "TRANSITION_FROM_COLUMN_NOT_VISIBLE",
+                        &p.key("from_column"),
+                        "from_column must be a visible column, the primary key, the tenant key or the conflict column; add it to visible_columns",
+                    );
                 }
             }
-            let ap = p.key("allowed");
+            let allowed = Field::required(
+                "allowed",
+                "TRANSITION_ALLOWED_REQUIRED",
+                "allowed must be a non-empty object mapping each from state to its allowed to states",
+            );
             let mut targets: Vec<&str> = Vec::new();
-            match go.get("allowed").and_then(Value::as_object) {
-                Some(allowed) if !allowed.is_empty() => {
-                    for (from, tos) in allowed {
-                        let fp = ap.key(from);
-                        if from.trim().is_empty() {
-                            self.error(
-                                "TRANSITION_FROM_REQUIRED",
-                                &fp,
-                                "a transition needs a non-empty from state",
-                            );
-                        }
-                        let list = tos.as_array().filter(|a| !a.is_empty());
-                        let valid = list.is_some_and(|a| a.iter().all(|t| non_empty_str(t).is_some()));
-                        if valid {
-                            targets.extend(list.into_iter().flatten().filter_map(Value::as_str));
-                        } else {
-                            self.error(
-                                "TRANSITION_TO_VALUES_REQUIRED",
-                                &fp,
-                                "each from state needs a non-empty array of non-empty to states",
-                            );
-                        }
+            if let Some(allowed) = self.field(go, &p, allowed, |v| v.as_object().filter(|o| !o.is_empty())) {
+                let ap = p.key("allowed");
+                for (from, tos) in allowed {
+                    let fp = ap.key(from);
+                    if from.trim().is_empty() {
+                        self.error(
+                            "TRANSITION_FROM_REQUIRED",
+                            &fp,
+                            "a transition needs a non-empty from state",
+                        );
+                    }
+                    let list = tos.as_array().filter(|a| !a.is_empty());
+                    let valid = list.is_some_and(|a| a.iter().all(|t| non_empty_str(t).is_some()));
+                    if valid {
+                        targets.extend(list.into_iter().flatten().filter_map(Value::as_str));
+                    } else {
+                        self.error(
+                            "TRANSITION_TO_VALUES_REQUIRED",
+                            &fp,
+                            "each from state needs a non-empty array of non-empty to states",
+                        );
                     }
                 }
-                _ => self.error(
-                    "TRANSITION_ALLOWED_REQUIRED",
-                    &ap,
-                    "allowed must be a non-empty object mapping each from state to its allowed to states",
-                ),
             }
             match binding {
                 Some(BindingInfo::Fixed(value))
@@ -551,45 +526,38 @@ impl Validator {
             return;
         };
         self.known_keys(obj, APPROVAL_KEYS, path, "approval");
-        if let Some(m) = obj.get("mode") {
-            match m.as_str() {
-                Some("human") => {}
-                Some("policy") => self.warn(
-                    "APPROVAL_POLICY_NOT_AUTOMATIC",
-                    &path.key("mode"),
-                    "policy approval is not automatic here: every proposal still needs a human approval; set mode to human",
-                ),
-                _ => self.error(
-                    "INVALID_APPROVAL_MODE",
-                    &path.key("mode"),
-                    "approval.mode must be human (or policy, which behaves as human)",
-                ),
-            }
-        }
-        if let Some(r) = obj.get("required_role") {
-            if non_empty_str(r).is_some() {
-                self.warn(
-                    "APPROVAL_ROLE_NOT_ENFORCED_LOCALLY",
-                    &path.key("required_role"),
-                    "required_role is enforced in Kubernetes mode only (the approver must be in this Kubernetes group); local CLI approvals do not check it",
-                );
-            } else {
-                self.error(
-                    "INVALID_REQUIRED_ROLE",
-                    &path.key("required_role"),
-                    "required_role must be a non-empty role name",
-                );
-            }
-        }
-        if let Some(n) = obj.get("required_approvals")
-            && !matches!(n.as_u64(), Some(1..=MAX_REQUIRED_APPROVALS))
-        {
-            self.error(
-                "INVALID_REQUIRED_APPROVALS",
-                &path.key("required_approvals"),
-                format!("required_approvals must be a whole number from 1 to {MAX_REQUIRED_APPROVALS}"),
+        let mode = Field::optional(
+            "mode",
+            "INVALID_APPROVAL_MODE",
+            "approval.mode must be human (or policy, which behaves as human)",
+        );
+        let mode = self.field(obj, path, mode, |v| {
+            v.as_str().filter(|m| ["human", "policy"].contains(m))
+        });
+        if mode == Some("policy") {
+            self.warn(
+                "APPROVAL_POLICY_NOT_AUTOMATIC",
+                &path.key("mode"),
+                "policy approval is not automatic here: every proposal still needs a human approval; set mode to human",
             );
         }
+        let role = Field::optional(
+            "required_role",
+            "INVALID_REQUIRED_ROLE",
+            "required_role must be a non-empty role name",
+        );
+        if self.field(obj, path, role, non_empty_str).is_some() {
+            self.warn(
+                "APPROVAL_ROLE_NOT_ENFORCED_LOCALLY",
+                &path.key("required_role"),
+                "required_role is enforced in Kubernetes mode only (the approver must be in this Kubernetes group); local CLI approvals do not check it",
+            );
+        }
+        let approvals_message = format!("required_approvals must be a whole number from 1 to {MAX_REQUIRED_APPROVALS}");
+        let approvals = Field::optional("required_approvals", "INVALID_REQUIRED_APPROVALS", &approvals_message);
+        self.field(obj, path, approvals, |v| {
+            v.as_u64().filter(|n| (1..=MAX_REQUIRED_APPROVALS).contains(n))
+        });
     }
 }
 

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::codes::{MAX_TIMEOUT_MS, SOURCE_KEYS, SSL_KEYS};
-use super::{Path, SourceInfo, Validator, type_name};
-use crate::ident::{is_env_name, is_safe_identifier};
+use super::{Field, Path, SourceInfo, Validator, env_name, timeout_ms, type_name};
+use crate::ident::is_safe_identifier;
 
 impl Validator {
     pub(super) fn sources(&mut self, v: Option<&Value>, path: &Path) {
@@ -61,52 +61,41 @@ impl Validator {
         };
         self.known_keys(obj, SOURCE_KEYS, path, "a source");
 
-        let engine = match obj.get("engine").and_then(Value::as_str) {
-            Some("postgres") => Some(EngineV::Postgres),
-            Some("mysql") => Some(EngineV::Mysql),
-            Some("sqlite") => Some(EngineV::Sqlite),
-            _ => {
-                self.error(
-                    "INVALID_SOURCE_ENGINE",
-                    &path.key("engine"),
-                    "engine must be postgres, mysql (also for MariaDB) or sqlite",
-                );
-                None
-            }
-        };
+        let engine = Field::required(
+            "engine",
+            "INVALID_SOURCE_ENGINE",
+            "engine must be postgres, mysql (also for MariaDB) or sqlite",
+        );
+        let engine = self.field(obj, path, engine, |v| match v.as_str()? {
+            "postgres" => Some(EngineV::Postgres),
+            "mysql" => Some(EngineV::Mysql),
+            "sqlite" => Some(EngineV::Sqlite),
+            _ => None,
+        });
 
-        let read_env = obj.get("read_url_env");
-        match read_env {
-            Some(Value::String(s)) if is_env_name(s) => {}
-            None => self.error(
-                "READ_URL_ENV_REQUIRED",
-                &path.key("read_url_env"),
-                "read_url_env is required; set it to the name of the environment variable that holds the read-only connection URL",
-            ),
-            Some(_) => self.error(
-                "READ_URL_ENV_REQUIRED",
-                &path.key("read_url_env"),
-                "read_url_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the URL itself)",
-            ),
-        }
+        let read_env = Field::required(
+            "read_url_env",
+            "READ_URL_ENV_REQUIRED",
+            "read_url_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the URL itself)",
+        )
+        .or_missing(
+            "read_url_env is required; set it to the name of the environment variable that holds the read-only connection URL",
+        );
+        let read_env = self.field(obj, path, read_env, env_name);
 
-        if let Some(w) = obj.get("write_url_env") {
-            match w {
-                Value::String(s) if is_env_name(s) => {
-                    info.has_write_url = true;
-                    if read_env.and_then(Value::as_str) == Some(s.as_str()) {
-                        self.warn(
-                            "SHARED_READ_WRITE_URL_ENV",
-                            &path.key("write_url_env"),
-                            "write_url_env names the same variable as read_url_env, so tool calls run with write credentials; give writeback its own variable and role",
-                        );
-                    }
-                }
-                _ => self.error(
-                    "INVALID_WRITE_URL_ENV",
+        let write_env = Field::optional(
+            "write_url_env",
+            "INVALID_WRITE_URL_ENV",
+            "write_url_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the URL itself)",
+        );
+        if let Some(write_env) = self.field(obj, path, write_env, env_name) {
+            info.has_write_url = true;
+            if read_env == Some(write_env) {
+                self.warn(
+                    "SHARED_READ_WRITE_URL_ENV",
                     &path.key("write_url_env"),
-                    "write_url_env must be an environment variable name matching ^[A-Z_][A-Z0-9_]*$ (the name, never the URL itself)",
-                ),
+                    "write_url_env names the same variable as read_url_env, so tool calls run with write credentials; give writeback its own variable and role",
+                );
             }
         }
 
@@ -121,17 +110,11 @@ impl Validator {
             }
         }
 
-        if let Some(t) = obj.get("statement_timeout_ms")
-            && !matches!(t.as_u64(), Some(1..=MAX_TIMEOUT_MS))
-        {
-            self.error(
-                "INVALID_TIMEOUT",
-                &path.key("statement_timeout_ms"),
-                format!(
-                    "statement_timeout_ms must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}, e.g. 3000"
-                ),
-            );
-        }
+        let timeout_message = format!(
+            "statement_timeout_ms must be a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}, e.g. 3000"
+        );
+        let timeout = Field::optional("statement_timeout_ms", "INVALID_TIMEOUT", &timeout_message);
+        self.field(obj, path, timeout, timeout_ms);
 
         if let Some(ssl) = obj.get("ssl") {
             let sp = path.key("ssl");
@@ -148,17 +131,15 @@ impl Validator {
                 ),
                 Some(so) => {
                     self.known_keys(so, SSL_KEYS, &sp, "ssl");
-                    let ok = matches!(
-                        so.get("mode").and_then(Value::as_str),
-                        Some("disable" | "prefer" | "require" | "verify-ca" | "verify-full")
+                    let mode = Field::required(
+                        "mode",
+                        "INVALID_SSL",
+                        "ssl.mode must be disable, prefer, require, verify-ca or verify-full",
                     );
-                    if !ok {
-                        self.error(
-                            "INVALID_SSL",
-                            &sp.key("mode"),
-                            "ssl.mode must be disable, prefer, require, verify-ca or verify-full",
-                        );
-                    }
+                    self.field(so, &sp, mode, |v| {
+                        v.as_str()
+                            .filter(|m| ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(m))
+                    });
                 }
             }
         }
