@@ -372,15 +372,7 @@ impl Validator {
                 bounds[slot] = None;
             }
         }
-        if let [Some(lo), Some(hi)] = bounds
-            && lo > hi
-        {
-            self.error(
-                "INVALID_NUMERIC_RANGE",
-                &path.key("minimum"),
-                "minimum is greater than maximum; swap or fix them",
-            );
-        }
+        self.numeric_range(bounds, path);
         let members = Field::optional(
             "enum",
             "INVALID_ENUM",

@@ -93,15 +93,12 @@ pub fn validate_value(doc: &Value) -> ValidationReport {
 
 /// Parses and validates; the typed config and its warnings, or every error at once.
 pub fn parse_config(text: &str) -> Result<(RunnerConfig, Vec<ConfigIssue>), ValidationReport> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| ValidationReport {
-        errors: vec![ConfigIssue {
-            code: "INVALID_JSON",
-            path: "$".into(),
-            // serde_json's message names the line and column and quotes no input.
-            message: format!("the file is not valid JSON ({e}); fix the syntax and run validation again"),
-            severity: Severity::Error,
-        }],
-        warnings: vec![],
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json's message names the line and column and quotes no input.
+        root_error(
+            "INVALID_JSON",
+            format!("the file is not valid JSON ({e}); fix the syntax and run validation again"),
+        )
     })?;
     parse_config_value(doc)
 }
@@ -112,16 +109,26 @@ pub fn parse_config_value(doc: Value) -> Result<(RunnerConfig, Vec<ConfigIssue>)
     if !report.errors.is_empty() {
         return Err(report);
     }
-    let cfg: RunnerConfig = serde_json::from_value(doc).map_err(|e| ValidationReport {
+    let cfg: RunnerConfig = serde_json::from_value(doc).map_err(|e| {
+        root_error(
+            "INVALID_CONFIG_SHAPE",
+            format!("the config passed validation but does not match the model ({e}); please report this"),
+        )
+    })?;
+    Ok((cfg, report.warnings))
+}
+
+/// A report of one error about the document as a whole.
+fn root_error(code: &'static str, message: String) -> ValidationReport {
+    ValidationReport {
         errors: vec![ConfigIssue {
-            code: "INVALID_CONFIG_SHAPE",
+            code,
             path: "$".into(),
-            message: format!("the config passed validation but does not match the model ({e}); please report this"),
+            message,
             severity: Severity::Error,
         }],
         warnings: vec![],
-    })?;
-    Ok((cfg, report.warnings))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,6 +502,19 @@ impl Validator {
             let message = format!("{key} must be a number");
             self.field(obj, path, Field::optional(key, code, &message), Value::as_f64)
         })
+    }
+
+    /// A `minimum` above its `maximum`, reported at `minimum`.
+    fn numeric_range(&mut self, bounds: [Option<f64>; 2], path: &Path) {
+        if let [Some(lo), Some(hi)] = bounds
+            && lo > hi
+        {
+            self.error(
+                "INVALID_NUMERIC_RANGE",
+                &path.key("minimum"),
+                "minimum is greater than maximum; swap or fix them",
+            );
+        }
     }
 
     fn finish(mut self, doc: &Value) -> ValidationReport {

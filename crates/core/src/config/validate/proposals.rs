@@ -365,15 +365,7 @@ impl Validator {
                     "a numeric bound needs minimum, maximum or both",
                 );
             }
-            if let [Some(lo), Some(hi)] = lim
-                && lo > hi
-            {
-                self.error(
-                    "INVALID_NUMERIC_RANGE",
-                    &p.key("minimum"),
-                    "minimum is greater than maximum; swap or fix them",
-                );
-            }
+            self.numeric_range(lim, &p);
             match binding {
                 Some(BindingInfo::Fixed(value)) => {
                     let ok = value.as_f64().is_some_and(|n| {
