@@ -46,14 +46,12 @@ impl Readiness {
         }
     }
 
-    pub fn check(&self) -> Result<(), String> {
+    /// Why this replica is not ready, or `None` when it is.
+    pub fn not_ready_because(&self) -> Option<String> {
         if !self.api.load(Ordering::Relaxed) {
-            return Err("the Kubernetes API has not answered yet".into());
+            return Some("the Kubernetes API has not answered yet".into());
         }
-        match self.setup.read().ok().and_then(|g| g.clone()) {
-            Some(gap) => Err(gap),
-            None => Ok(()),
-        }
+        self.setup.read().ok().and_then(|g| g.clone())
     }
 }
 
@@ -88,9 +86,9 @@ pub fn http_router(state: ServerState) -> Router {
         .route(
             "/readyz",
             get(|State(s): State<ServerState>| async move {
-                match s.readiness.check() {
-                    Ok(()) => (StatusCode::OK, "ok".to_owned()),
-                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+                match s.readiness.not_ready_because() {
+                    None => (StatusCode::OK, "ok".to_owned()),
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
                 }
             }),
         )

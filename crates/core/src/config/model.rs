@@ -92,13 +92,18 @@ fn result_format_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "integer", "enum": [1, 2]})
 }
 
+/// A `result_format` other than 1 or 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("result_format must be 1 or 2, got {0}")]
+pub struct ResultFormatInvalid(pub u8);
+
 impl TryFrom<u8> for ResultFormat {
-    type Error = String;
-    fn try_from(v: u8) -> Result<Self, String> {
+    type Error = ResultFormatInvalid;
+    fn try_from(v: u8) -> Result<Self, ResultFormatInvalid> {
         match v {
             1 => Ok(ResultFormat::V1),
             2 => Ok(ResultFormat::V2),
-            _ => Err(format!("result_format must be 1 or 2, got {v}")),
+            _ => Err(ResultFormatInvalid(v)),
         }
     }
 }

@@ -9,8 +9,8 @@ use synapsor_core::config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    MAX_RECEIPT_BYTES, ParsedReceipt, Signing, Verdict, attempt_timeout, build_request, finish, parse_receipt,
-    precheck, redacted, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
+    MAX_RECEIPT_BYTES, ParsedReceipt, ReceiptRuleBroken, Signing, Verdict, attempt_timeout, build_request, finish,
+    parse_receipt, precheck, redacted, sign_request, signed_text, signing_key, unix_now, verdict_from_receipt,
 };
 use crate::receipt::{Receipt, WritebackCode};
 use crate::{ApplyRequest, BoxFuture, Executor};
@@ -188,7 +188,7 @@ impl CommandHandlerExecutor {
         };
         let success = status.as_ref().is_ok_and(|s| s.success());
         let parsed = if stdout_overflow {
-            ParsedReceipt::Invalid(format!("stdout is larger than {MAX_RECEIPT_BYTES} bytes"))
+            ParsedReceipt::Invalid(ReceiptRuleBroken::TooLarge)
         } else {
             parse_receipt(&stdout, req.dry_run)
         };

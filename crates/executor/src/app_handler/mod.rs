@@ -292,8 +292,8 @@ fn signed_text(key: Option<&SigningKey>) -> String {
 pub enum ParsedReceipt {
     /// A `synapsor.handler-receipt.v1` that keeps its rules.
     Valid(HandlerReceipt),
-    /// It parses as a handler receipt (no unknown fields) but breaks a rule: the reason.
-    Invalid(String),
+    /// It parses as a handler receipt (no unknown fields) but breaks a rule: which one.
+    Invalid(ReceiptRuleBroken),
     /// Empty, not JSON, or not shaped like a receipt (a proxy's error page, say).
     NotAReceipt,
 }
@@ -317,34 +317,52 @@ pub fn parse_receipt(body: &[u8], dry_run: bool) -> ParsedReceipt {
     }
 }
 
-fn check_receipt(r: &HandlerReceipt, dry_run: bool) -> Result<(), String> {
+/// The rule of the receipt contract an answer broke (the receipt is then unusable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptRuleBroken {
+    #[error("schema_version is not {RECEIPT_SCHEMA}")]
+    SchemaVersion,
+    #[error("error_code is not an UPPER_SNAKE code of at most 64 characters")]
+    ErrorCode,
+    #[error("status {status} with rows_affected {rows} (expected {expected}{})", if *.dry_run { " for a dry run" } else { "" })]
+    RowsAffected {
+        status: String,
+        rows: u32,
+        expected: u32,
+        dry_run: bool,
+    },
+    #[error("new_version must be a string or number of at most {MAX_NEW_VERSION_CHARS} characters")]
+    NewVersion,
+    #[error("stdout is larger than {MAX_RECEIPT_BYTES} bytes")]
+    TooLarge,
+}
+
+fn check_receipt(r: &HandlerReceipt, dry_run: bool) -> Result<(), ReceiptRuleBroken> {
     if r.schema_version != RECEIPT_SCHEMA {
-        return Err(format!("schema_version is not {RECEIPT_SCHEMA}"));
+        return Err(ReceiptRuleBroken::SchemaVersion);
     }
     if let Some(code) = &r.error_code
         && HandlerCode::new(code).is_none()
     {
-        return Err("error_code is not an UPPER_SNAKE code of at most 64 characters".into());
+        return Err(ReceiptRuleBroken::ErrorCode);
     }
     let expected_rows = match r.status {
         HandlerStatus::Applied if !dry_run => 1,
         _ => 0,
     };
     if r.rows_affected != expected_rows {
-        return Err(format!(
-            "status {} with rows_affected {} (expected {expected_rows}{})",
-            r.status,
-            r.rows_affected,
-            if dry_run { " for a dry run" } else { "" }
-        ));
+        return Err(ReceiptRuleBroken::RowsAffected {
+            status: r.status.to_string(),
+            rows: r.rows_affected,
+            expected: expected_rows,
+            dry_run,
+        });
     }
     if let Some(v) = &r.new_version {
         let scalar = v.is_string() || v.is_number() || v.is_null();
         let stored = v.as_str().is_some_and(is_secret_value);
         if !scalar || stored || v.to_string().chars().count() > MAX_NEW_VERSION_CHARS {
-            return Err(format!(
-                "new_version must be a string or number of at most {MAX_NEW_VERSION_CHARS} characters"
-            ));
+            return Err(ReceiptRuleBroken::NewVersion);
         }
     }
     Ok(())
