@@ -167,9 +167,7 @@ YAML
         "SELECT 1 FROM pg_database WHERE datname = 'billing'" 2>/dev/null | grep -q 1; then
         step "seeding database billing (invoices, support tickets, reader and writer roles)"
         k -n "$APP_NS" exec deploy/billing-db -- psql "$admin/postgres" -qc "CREATE DATABASE billing" >/dev/null
-        # \ir in seed.sql includes the two seeds next to it; psql reads them from stdin here.
-        cat "$HERE/../billing-postgres/seed.sql" "$HERE/../app-handler/seed.sql" \
-            <(sed -n '/^CREATE ROLE/,$p' "$HERE/seed.sql") |
+        cat "$HERE/../billing-postgres/seed.sql" "$HERE/../app-handler/seed.sql" "$HERE/roles.sql" |
             k -n "$APP_NS" exec -i deploy/billing-db -- psql "$admin/billing" -q -v ON_ERROR_STOP=1 \
                 -v reader_pw="$PG_READER_PW" -v writer_pw="$PG_WRITER_PW" >/dev/null
     fi
