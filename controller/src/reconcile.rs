@@ -29,7 +29,7 @@ use synapsor_kube::{
     ANNOTATION_APPROVALS, ANNOTATION_PROPOSER, ANNOTATION_REJECTION, ApprovalStatus, Condition, Phase, Proposal,
     ProposalStatus, RejectionStatus,
 };
-use synapsor_ledger::{Ledger, LedgerError, ReceiptRecord};
+use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
 use tokio::sync::watch;
 
 use crate::decide::{MAX_ATTEMPTS, Observed, Step, decide, retry_pause};
@@ -290,12 +290,27 @@ impl Reconciler<'_> {
     /// `Err(action)` when the proposal was closed instead.
     async fn mirror(&self) -> Result<Result<(), Action>, ReconcileError> {
         let (cs, by, at) = (self.cs.clone(), managed_by(self.p), self.now());
-        match self
+        // The evidence the sidecar published with the proposal (the ledger checks that it
+        // belongs to this change set).
+        let evidence: Option<EvidenceRecord> = self
+            .p
+            .spec
+            .evidence_bundle
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
+        let mirrored = self
             .ctx
             .ledger
-            .with_store(move |s| s.mirror_proposal(&cs, &by, &at))
-            .await
-        {
+            .with_store(move |s| match s.mirror_proposal(&cs, &by, evidence.as_ref(), &at) {
+                // Evidence that does not fit is not a reason to lose the proposal's record.
+                Err(LedgerError::InvalidInput(why)) if evidence.is_some() => {
+                    tracing::warn!(%why, "the Proposal's evidence bundle was not recorded");
+                    s.mirror_proposal(&cs, &by, None, &at)
+                }
+                other => other,
+            })
+            .await;
+        match mirrored {
             Ok(_) => Ok(Ok(())),
             Err(LedgerError::DigestMismatch { .. }) => self
                 .close_for_good(

@@ -704,3 +704,48 @@ async fn a_controller_without_its_receipts_table_is_not_ready_and_says_why() {
     }
     fx.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_sidecar_keeps_the_record_of_what_its_predecessor_proposed() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar().await;
+    let env = propose(&mcp, "INV-2", 1300).await;
+    let id = env["proposal"]["id"].as_str().unwrap().to_owned();
+    let name = object_name(&id);
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    // The app pod dies, and its ledger (an emptyDir) with it.
+    mcp.cancel().await.unwrap();
+    for suffix in ["", "-wal", "-shm", ".lease"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", fx.sidecar_ledger().display()));
+    }
+    // Its replacement serves the same capabilities with a new ledger.
+    let mcp = fx.sidecar().await;
+    assert!(fx.approve(APPROVERS[0], &name).status.success());
+    fx.wait_phase(&name, Phase::Applied, 30).await;
+    assert_eq!(fx.db.writes("INV-2").await, 1, "applied exactly once");
+    // The new sidecar's ledger has the whole record: change set, evidence, approval, receipt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let replay = loop {
+        let out = fx.runner(&["replay", &id, "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let r = &v["replay"];
+        if r["proposal"]["state"] == "applied" && !r["receipts"].as_array().is_none_or(Vec::is_empty) {
+            break r.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not mirrored: {v}\n{}",
+            stderr(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(replay["digest_verified"], true, "{replay}");
+    let evidence = replay["evidence"].as_array().unwrap();
+    assert_eq!(evidence.len(), 1, "{replay}");
+    assert_eq!(evidence[0]["evidence"]["object_id"], "INV-2", "{replay}");
+    assert_eq!(replay["proposal"]["approvals"][0]["approver"], APPROVERS[0], "{replay}");
+    assert_eq!(replay["receipts"][0]["status"], "applied", "{replay}");
+    mcp.cancel().await.unwrap();
+    fx.cleanup().await;
+}

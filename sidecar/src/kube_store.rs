@@ -23,7 +23,7 @@ use synapsor_core::context::BoxFuture;
 use synapsor_core::{ToolCode, ToolError};
 use synapsor_executor::ReceiptStatus;
 use synapsor_kube::{LABEL_CAPABILITY, LABEL_MANAGED_BY, Proposal, ProposalSpec, managed_by, object_name};
-use synapsor_ledger::{Ledger, LedgerError, ReceiptRecord};
+use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
 use tokio_util::sync::CancellationToken;
 
 /// Publishes a recorded proposal to its store of record.
@@ -32,8 +32,14 @@ pub trait ProposalPublisher: Send + Sync + fmt::Debug {
     /// first and never looks like a local proposal, even when publishing fails).
     fn reference(&self, cs: &ChangeSet) -> String;
 
-    /// Creates the resource, or finds the same one created earlier.
-    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<(), ToolError>>;
+    /// Creates the resource, carrying the evidence bundle the proposal was built from, or finds
+    /// the same one created earlier.
+    fn publish<'a>(
+        &'a self,
+        cs: &'a ChangeSet,
+        evidence: &'a EvidenceRecord,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<(), ToolError>>;
 }
 
 /// Creates `Proposal`s in one namespace.
@@ -174,11 +180,23 @@ impl ProposalPublisher for KubeProposals {
         managed_by(&self.namespace, &object_name(&cs.proposal_id))
     }
 
-    fn publish<'a>(&'a self, cs: &'a ChangeSet, now_ms: i64) -> BoxFuture<'a, Result<(), ToolError>> {
+    fn publish<'a>(
+        &'a self,
+        cs: &'a ChangeSet,
+        evidence: &'a EvidenceRecord,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<(), ToolError>> {
         Box::pin(async move {
             let name = object_name(&cs.proposal_id);
             let expires = synapsor_core::time::format_rfc3339_ms(now_ms.saturating_add(self.ttl_ms));
-            let spec = ProposalSpec::from_change_set(cs, expires);
+            let mut spec = ProposalSpec::from_change_set(cs, expires);
+            // The evidence outlives this pod's ledger in the resource (the reviewers who may read
+            // the proposal may read what it was built from).
+            spec.evidence_bundle = serde_json::to_value(EvidenceRecord {
+                proposal_id: Some(cs.proposal_id.clone()),
+                ..evidence.clone()
+            })
+            .ok();
             let object = Proposal {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
@@ -234,16 +252,33 @@ impl ProposalPublisher for KubeProposals {
 
 /// Appends what the cluster says about one of our proposals to the ledger. Objects the ledger
 /// does not hold (another runner's) are ignored. Returns whether anything was recorded.
-pub async fn mirror_one(ledger: &Ledger, p: Proposal, now: String) -> Result<bool, LedgerError> {
+pub async fn mirror_one(ledger: &Ledger, p: Proposal, adopt: &Adopt, now: String) -> Result<bool, LedgerError> {
     let ns = p.metadata.namespace.clone().unwrap_or_default();
     let name = p.metadata.name.clone().unwrap_or_default();
     let by = managed_by(&ns, &name);
+    let adoptable = adopt(&p.spec);
     ledger
         .with_store(move |s| {
             let id = p.spec.proposal_id.clone();
             let rec = match s.get_proposal(&id) {
                 Ok(r) => r,
-                Err(LedgerError::ProposalNotFound { .. }) => return Ok(false),
+                // A proposal this runner could have made (its capability, its tenant and
+                // principal) that its ledger does not hold: made before this pod replaced the
+                // one that proposed it. Record it again from the resource, evidence included,
+                // so that it can be replayed here.
+                Err(LedgerError::ProposalNotFound { .. }) if adoptable => {
+                    let evidence: Option<EvidenceRecord> = p
+                        .spec
+                        .evidence_bundle
+                        .clone()
+                        .and_then(|v| serde_json::from_value(v).ok());
+                    s.mirror_proposal(&p.spec.to_change_set(), &by, evidence.as_ref(), &now)?;
+                    s.get_proposal(&id)?
+                }
+                Err(LedgerError::ProposalNotFound { .. }) => {
+                    tracing::debug!(proposal = %id, "not mirrored: another runner's proposal");
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             };
             if rec.managed_by.as_deref() != Some(by.as_str()) {
@@ -294,11 +329,22 @@ pub async fn mirror_one(ledger: &Ledger, p: Proposal, now: String) -> Result<boo
         .await
 }
 
+/// Whether a `Proposal` the ledger does not hold is one this runner could have made, and so
+/// takes into its ledger (see [`mirror_one`]).
+pub type Adopt = dyn Fn(&ProposalSpec) -> bool + Send + Sync;
+
 /// Watches the namespace's sidecar-created proposals until `shutdown`, mirroring each change
 /// into the ledger. Watch errors back off and resume; ledger errors are logged.
-pub async fn mirror(api: Api<Proposal>, ledger: Ledger, now: impl Fn() -> String, shutdown: CancellationToken) {
+pub async fn mirror(
+    api: Api<Proposal>,
+    ledger: Ledger,
+    adopt: Box<Adopt>,
+    now: impl Fn() -> String,
+    shutdown: CancellationToken,
+) {
     let cfg = watcher::Config::default().labels(&format!("{}={}", LABEL_MANAGED_BY.0, LABEL_MANAGED_BY.1));
     let mut stream = watcher(api, cfg).default_backoff().applied_objects().boxed();
+    tracing::debug!("watching Proposals to mirror them");
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -308,7 +354,8 @@ pub async fn mirror(api: Api<Proposal>, ledger: Ledger, now: impl Fn() -> String
             None => break,
             Some(Ok(p)) => {
                 let name = p.metadata.name.clone().unwrap_or_default();
-                match mirror_one(&ledger, p, now()).await {
+                tracing::debug!(proposal = %name, "a Proposal changed");
+                match mirror_one(&ledger, p, &*adopt, now()).await {
                     Ok(true) => tracing::info!(proposal = %name, "mirrored a Proposal change into the ledger"),
                     Ok(false) => {}
                     Err(e) => {

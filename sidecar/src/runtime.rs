@@ -322,6 +322,7 @@ impl Runtime {
         evidence
             .items
             .push(json!({"kind": "proposal_diff", "before": cs.before, "patch": cs.patch, "after": cs.after}));
+        let published_evidence = inner.publisher.as_ref().map(|_| evidence.clone());
         let (record, existing) = match inner
             .ledger
             .record_proposal(evidence, audit, cs)
@@ -335,7 +336,7 @@ impl Runtime {
         // locally, even if publishing fails), then publish (again, for a repeated call whose
         // earlier publish failed; the object is named after the proposal id, so this never
         // creates a second one). Shadow proposals are never applied and stay local.
-        if let Some(publisher) = &inner.publisher
+        if let (Some(publisher), Some(evidence)) = (&inner.publisher, &published_evidence)
             && record.change_set.mode != "shadow"
         {
             let by = publisher.reference(&record.change_set);
@@ -345,7 +346,9 @@ impl Runtime {
                 .with_store(move |s| s.set_managed_by(&id, &by, &now))
                 .await
                 .map_err(store_error)?;
-            publisher.publish(&record.change_set, inner.clock.now_ms()).await?;
+            publisher
+                .publish(&record.change_set, evidence, inner.clock.now_ms())
+                .await?;
         }
         Ok(ToolOutcome::Proposal {
             change_set: Box::new(record.change_set),

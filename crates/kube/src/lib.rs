@@ -103,6 +103,13 @@ pub struct ProposalSpec {
     pub required_role: Option<String>,
     /// The evidence bundle the proposal was built from (in the sidecar's ledger).
     pub evidence: EvidenceRef,
+    /// That evidence bundle itself (what the agent read: the visible row, and the diff), so
+    /// that it outlives the sidecar's pod and its ledger: the controller and a restarted
+    /// sidecar record it again from here. Not covered by the digest (the diff in it is the
+    /// change set's own); like the rest of the spec it cannot change after create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object_opt")]
+    pub evidence_bundle: Option<Value>,
     /// Change-set schema version (`synapsor.change-set.v1`).
     pub schema_version: String,
     /// RFC 3339 UTC time the runner built the change set.
@@ -359,6 +366,7 @@ impl ProposalSpec {
                 bundle_id: cs.evidence.bundle_id.clone(),
                 query_fingerprint: cs.evidence.query_fingerprint.clone(),
             },
+            evidence_bundle: None,
             schema_version: cs.schema_version.clone(),
             created_at: cs.created_at.clone(),
             expires_at,

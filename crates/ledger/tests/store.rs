@@ -1130,12 +1130,49 @@ fn a_published_proposal_refuses_local_decisions_and_follows_its_store_of_record(
 }
 
 #[test]
+fn a_mirror_keeps_the_evidence_the_store_of_record_carried() {
+    let (_dir, _path, mut store) = temp_store();
+    let cs = change_set("wrp_e1", 100);
+    let by = "kubernetes:team-a/Proposal/wrp-e1";
+    let ev = evidence(&cs.evidence.bundle_id, &ts(0));
+    // Evidence of another proposal, tenant or capability is refused, and nothing is recorded.
+    let mut foreign = ev.clone();
+    foreign.tenant_id = "globex".into();
+    assert_eq!(
+        store
+            .mirror_proposal(&cs, by, Some(&foreign), &ts(0))
+            .unwrap_err()
+            .code(),
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        store.get_proposal(&cs.proposal_id).unwrap_err().code(),
+        "PROPOSAL_NOT_FOUND"
+    );
+    let mut other_bundle = ev.clone();
+    other_bundle.evidence_bundle_id = "ev_elsewhere".into();
+    assert!(store.mirror_proposal(&cs, by, Some(&other_bundle), &ts(0)).is_err());
+
+    assert!(store.mirror_proposal(&cs, by, Some(&ev), &ts(1)).unwrap());
+    let replay = store.replay(&cs.proposal_id).unwrap();
+    assert_eq!(replay.evidence.len(), 1);
+    assert_eq!(replay.evidence[0].evidence.evidence_bundle_id, cs.evidence.bundle_id);
+    assert_eq!(
+        replay.evidence[0].evidence.proposal_id.as_deref(),
+        Some(cs.proposal_id.as_str())
+    );
+    // Mirrored again (a re-list): nothing doubles.
+    assert!(!store.mirror_proposal(&cs, by, Some(&ev), &ts(2)).unwrap());
+    assert_eq!(store.replay(&cs.proposal_id).unwrap().evidence.len(), 1);
+}
+
+#[test]
 fn mirror_proposal_inserts_once_and_refuses_tampered_or_local_rows() {
     let (_dir, _path, mut store) = temp_store();
     let cs = change_set("wrp_m1", 100);
     let by = "kubernetes:team-a/Proposal/wrp-1";
-    assert!(store.mirror_proposal(&cs, by, &ts(0)).unwrap());
-    assert!(!store.mirror_proposal(&cs, by, &ts(1)).unwrap());
+    assert!(store.mirror_proposal(&cs, by, None, &ts(0)).unwrap());
+    assert!(!store.mirror_proposal(&cs, by, None, &ts(1)).unwrap());
     let rec = store.get_proposal(&cs.proposal_id).unwrap();
     assert_eq!(
         (rec.state, rec.managed_by.as_deref()),
@@ -1145,14 +1182,14 @@ fn mirror_proposal_inserts_once_and_refuses_tampered_or_local_rows() {
     // Same id, other content: refused.
     let other = change_set("wrp_m1", 200);
     assert_eq!(
-        store.mirror_proposal(&other, by, &ts(2)).unwrap_err().code(),
+        store.mirror_proposal(&other, by, None, &ts(2)).unwrap_err().code(),
         "DIGEST_MISMATCH"
     );
     // Content that does not match its digest: refused.
     let mut tampered = change_set("wrp_m3", 300);
     tampered.scope.object_id = "inv_other".into();
     assert_eq!(
-        store.mirror_proposal(&tampered, by, &ts(2)).unwrap_err().code(),
+        store.mirror_proposal(&tampered, by, None, &ts(2)).unwrap_err().code(),
         "INVALID_INPUT"
     );
 

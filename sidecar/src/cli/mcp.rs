@@ -216,7 +216,7 @@ pub async fn build_runtime(
         LedgerCalls::Pooled => Ledger::new(LedgerStore::open(&store)?),
         LedgerCalls::Inline => Ledger::new_inline(LedgerStore::open(&store)?),
     };
-    let publisher: Option<Arc<dyn ProposalPublisher>> = match serve.proposal_store {
+    let kube = match serve.proposal_store {
         ProposalStoreArg::Local => None,
         ProposalStoreArg::Kubernetes => {
             let kube = KubeProposals::connect(serve.kube_namespace.clone(), ttl_ms)
@@ -226,26 +226,38 @@ pub async fn build_runtime(
                 namespace = kube.namespace(),
                 "proposals are published as Kubernetes Proposals"
             );
-            tokio::spawn(crate::kube_store::mirror(
-                kube.api().clone(),
-                ledger.clone(),
-                || SystemClock.now_rfc3339(),
-                CancellationToken::new(),
-            ));
-            Some(Arc::new(kube))
+            Some(kube)
         }
     };
     let runtime = Runtime::new(
         cfg,
         RuntimeDeps {
-            ledger,
+            ledger: ledger.clone(),
             env: Arc::new(ProcessEnv),
             clock: Arc::new(SystemClock),
             ids: Arc::new(RandomIds::default()),
             result_format: serve.result_format.map(Into::into),
-            publisher,
+            publisher: kube.clone().map(|k| Arc::new(k) as Arc<dyn ProposalPublisher>),
         },
     )?;
+    if let Some(kube) = kube {
+        // Proposals of this namespace that this runner could have made (same capability, same
+        // trusted tenant and principal) are mirrored even when its ledger never held them: a
+        // replaced pod keeps the record of what its predecessor proposed.
+        let rt = runtime.clone();
+        let adopt = move |spec: &synapsor_kube::ProposalSpec| {
+            rt.capability(&spec.capability)
+                .and_then(|cap| rt.resolve_context(cap).ok())
+                .is_some_and(|ctx| ctx.tenant_id == spec.tenant && ctx.principal == spec.principal.id)
+        };
+        tokio::spawn(crate::kube_store::mirror(
+            kube.api().clone(),
+            ledger,
+            Box::new(adopt),
+            || SystemClock.now_rfc3339(),
+            CancellationToken::new(),
+        ));
+    }
     Ok((runtime, store))
 }
 

@@ -438,7 +438,7 @@ fn insert_read_for(conn: &Connection, id: &str, evidence: &EvidenceRecord, audit
     insert_audit(conn, &audit)
 }
 
-fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
+pub(super) fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
     let exists: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1")?
         .query_row([&e.evidence_bundle_id], |r| r.get(0))

@@ -6,11 +6,13 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use synapsor_core::{ChangeSet, ProposalState};
 
+use super::lifecycle::insert_evidence;
 use super::{
     LedgerStore, check_ts, insert_decision, insert_event, insert_proposal_row, load_verified, non_empty,
     payload_object, reject_secrets, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
+use crate::records::EvidenceRecord;
 
 impl LedgerStore {
     /// Marks a recorded proposal as published to another store of record (`by`, e.g.
@@ -41,15 +43,43 @@ impl LedgerStore {
         Ok(true)
     }
 
-    /// Records the mirror of a change set managed by `by` (the controller's ledger, which did
-    /// not create it): inserted in `pending_review` with a `proposal_created` event, or nothing
-    /// when that id is already recorded (false). A recorded id with another digest is
-    /// `DIGEST_MISMATCH`; a change set whose digest does not match its content is `INVALID_INPUT`.
-    pub fn mirror_proposal(&mut self, cs: &ChangeSet, by: &str, now: &str) -> Result<bool> {
+    /// Records the mirror of a change set managed by `by` (a ledger that did not create it: the
+    /// controller's, or a sidecar's after its pod was replaced), with the evidence bundle it was
+    /// built from when the store of record kept it: inserted in `pending_review` with a
+    /// `proposal_created` event, or nothing when that id is already recorded (false). A recorded
+    /// id with another digest is `DIGEST_MISMATCH`; a change set whose digest does not match its
+    /// content, or evidence of another proposal, tenant or capability, is `INVALID_INPUT`.
+    pub fn mirror_proposal(
+        &mut self,
+        cs: &ChangeSet,
+        by: &str,
+        evidence: Option<&EvidenceRecord>,
+        now: &str,
+    ) -> Result<bool> {
         check_ts("now", now)?;
         let by = non_empty("managed_by", by)?;
         validate_change_set(cs)?;
         reject_secrets("change set", &to_json(cs)?)?;
+        let evidence = match evidence {
+            None => None,
+            Some(e) => {
+                if e.evidence_bundle_id != cs.evidence.bundle_id
+                    || e.proposal_id.as_deref().is_some_and(|p| p != cs.proposal_id)
+                    || e.tenant_id != cs.scope.tenant_id
+                    || e.capability != cs.action
+                {
+                    return Err(LedgerError::InvalidInput(
+                        "the evidence bundle does not belong to this change set".into(),
+                    ));
+                }
+                check_ts("evidence created_at", &e.created_at)?;
+                reject_secrets("evidence", &to_json(e)?)?;
+                Some(EvidenceRecord {
+                    proposal_id: Some(cs.proposal_id.clone()),
+                    ..e.clone()
+                })
+            }
+        };
         let tx = self.immediate()?;
         let existing: Option<String> = tx
             .query_row(
@@ -69,6 +99,18 @@ impl LedgerStore {
             return Ok(false);
         }
         insert_proposal_row(&tx, cs, ProposalState::PendingReview, now, Some(by))?;
+        if let Some(e) = &evidence {
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
+                    [&e.evidence_bundle_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                insert_evidence(&tx, e)?;
+            }
+        }
         insert_event(
             &tx,
             &cs.proposal_id,
