@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// replica is not ready while something is missing.
     #[arg(long, env = "SYNAPSOR_SETUP_RECHECK_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub setup_recheck_secs: u64,
+    /// The pause before retrying an apply that failed without writing; it doubles each time
+    /// (10 s, 20 s, 40 s, 80 s by default) until the 5th attempt.
+    #[arg(long, env = "SYNAPSOR_RETRY_PAUSE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub retry_pause_secs: u64,
     #[command(flatten)]
     pub inject: InjectArgs,
 }
@@ -349,6 +353,7 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         leading: lead_rx.clone(),
         env: Arc::new(ProcessEnv),
         clock: clock.clone(),
+        retry_pause: Duration::from_secs(args.retry_pause_secs),
     });
 
     loop {

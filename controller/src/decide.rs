@@ -13,9 +13,12 @@ use synapsor_kube::{Phase, ProposalStatus};
 /// Attempts at an apply that fails without writing, before the proposal stays `Failed`.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// The pause before attempt `n + 1`: 10 s, 20 s, 40 s, 80 s.
-pub fn retry_pause(failed_attempts: u32) -> Duration {
-    Duration::from_secs(10u64 << failed_attempts.saturating_sub(1).min(6))
+/// The first pause after a failed attempt (`synapsor-controller run --retry-pause-secs`).
+pub const DEFAULT_RETRY_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pause before attempt `n + 1`, doubling from `first`: 10 s, 20 s, 40 s, 80 s by default.
+pub fn retry_pause(first: Duration, failed_attempts: u32) -> Duration {
+    first.saturating_mul(1u32 << failed_attempts.saturating_sub(1).min(6))
 }
 
 /// The longest the reconciler sleeps on a pending proposal before looking again.
@@ -306,7 +309,8 @@ mod tests {
 
     #[test]
     fn retry_pauses_double() {
-        let secs: Vec<u64> = (1..=5).map(|n| retry_pause(n).as_secs()).collect();
+        let secs: Vec<u64> = (1..=5).map(|n| retry_pause(DEFAULT_RETRY_PAUSE, n).as_secs()).collect();
         assert_eq!(secs, [10, 20, 40, 80, 160]);
+        assert_eq!(retry_pause(Duration::from_secs(1), 3), Duration::from_secs(4));
     }
 }

@@ -50,6 +50,8 @@ pub struct Ctx {
     /// Writer URLs and handler secrets (the process environment).
     pub env: Arc<dyn Env>,
     pub clock: Arc<dyn Clock>,
+    /// The first pause after a failed apply; it doubles up to the last attempt.
+    pub retry_pause: Duration,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -455,7 +457,7 @@ impl Reconciler<'_> {
     ) -> Result<Action, ReconcileError> {
         st.attempts = st.attempts.saturating_add(1);
         let message = if st.attempts < MAX_ATTEMPTS {
-            let pause = retry_pause(st.attempts);
+            let pause = retry_pause(self.ctx.retry_pause, st.attempts);
             let at = synapsor_core::time::format_rfc3339_ms(
                 self.ctx.clock.now_ms() + i64::try_from(pause.as_millis()).unwrap_or(0),
             );
@@ -481,7 +483,7 @@ impl Reconciler<'_> {
         let attempts = st.attempts;
         self.finish(st, Phase::Failed, code, &message, receipt).await?;
         Ok(if attempts < MAX_ATTEMPTS {
-            Action::requeue(retry_pause(attempts))
+            Action::requeue(retry_pause(self.ctx.retry_pause, attempts))
         } else {
             Action::await_change()
         })
