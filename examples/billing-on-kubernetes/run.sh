@@ -3,6 +3,10 @@
 # The whole Kubernetes flow on a local cluster, from nothing to a written row:
 #
 #   examples/billing-on-kubernetes/run.sh          set up and run the flow (prints a JSON summary)
+#   examples/billing-on-kubernetes/run.sh propose TOOL '{"arg": ...}'
+#                                                  one more MCP tool call (prints its envelope)
+#   examples/billing-on-kubernetes/run.sh approve NAME
+#                                                  alice approves proposal NAME
 #   examples/billing-on-kubernetes/run.sh down     remove what it installed (the cluster stays)
 #
 # 1. a real single-node cluster (scripts/cluster.sh; reused when it runs) with the images
@@ -23,6 +27,7 @@
 # Human-readable steps go to stderr; stdout gets one JSON summary. Needs root (the cluster) and
 # what scripts/cluster.sh and scripts/images.sh need. With SYNAPSOR_CLUSTER_KUBECONFIG set it
 # uses that cluster and imports the images into SYNAPSOR_CLUSTER_CTR_SOCKET.
+# SYNAPSOR_EXAMPLE_HELM_ARGS adds arguments to its `helm upgrade --install`.
 set -Eeuo pipefail
 trap 'echo "error: run.sh: \"$BASH_COMMAND\" failed (line $LINENO)" >&2' ERR
 
@@ -208,6 +213,8 @@ chart() {
         --from-literal=SYNAPSOR_TENANT_ID=acme \
         --from-literal=SYNAPSOR_PRINCIPAL=billing-agent \
         --dry-run=client -o yaml | k apply -f - >/dev/null
+    # Helm installs a chart's CRD once and never upgrades it: apply the current one first.
+    k apply -f "$REPO_ROOT/charts/synapsor-runner/crds/" >/dev/null
     "$HELM" upgrade --install "$RELEASE" "$REPO_ROOT/charts/synapsor-runner" --namespace "$SYS_NS" \
         --set-file runnerConfig.json="$HERE/synapsor.runner.json" \
         --set image.pullPolicy=Never \
@@ -222,6 +229,7 @@ chart() {
         --set receipts.init.source=billing \
         --set "approvers.users={alice}" \
         --set "approvers.namespaces={$APP_NS}" \
+        ${SYNAPSOR_EXAMPLE_HELM_ARGS:-} \
         --wait --timeout "${SECONDS_WAIT}s" >&2
 }
 
@@ -268,10 +276,23 @@ spec:
       volumes: [{name: data, configMap: {name: billing-app-data}}]
 YAML
     k -n "$APP_NS" rollout status deploy/billing-app --timeout="${SECONDS_WAIT}s" >&2
-    APP_POD=$(k -n "$APP_NS" get pods -l app=billing-app -o jsonpath='{.items[0].metadata.name}')
+    find_app_pod
     local containers
     containers=$(k -n "$APP_NS" get pod "$APP_POD" -o jsonpath='{.spec.containers[*].name}')
     [[ " $containers " == *" synapsor-runner "* ]] || die "the app pod has no injected sidecar (containers: $containers)"
+}
+
+# The running billing app pod (after a rollout: the ready one).
+find_app_pod() {
+    APP_POD=$(k -n "$APP_NS" get pods -l app=billing-app -o json | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["items"]:
+    statuses = p.get("status", {}).get("containerStatuses") or []
+    if "deletionTimestamp" not in p["metadata"] and statuses and all(c["ready"] for c in statuses):
+        print(p["metadata"]["name"])
+        break
+')
+    [ -n "$APP_POD" ] || die "no ready billing-app pod in namespace $APP_NS"
 }
 
 # mcp_call TOOL ARGS_JSON: one tools/call through a port-forward to the sidecar; prints the
@@ -384,6 +405,18 @@ cmd_down() {
 
 case "${1:-up}" in
 up) cmd_up ;;
+propose)
+    [ $# -eq 3 ] || die "usage: run.sh propose TOOL ARGS_JSON"
+    cluster_env
+    load_or_make_secrets
+    find_app_pod
+    mcp_call "$2" "$3"
+    ;;
+approve)
+    [ $# -eq 2 ] || die "usage: run.sh approve NAME"
+    cluster_env
+    k -n "$APP_NS" --as alice annotate "proposal/$2" runner.synapsor.ai/approve=true >&2
+    ;;
 down) cmd_down ;;
 *)
     sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//' >&2
