@@ -4,7 +4,10 @@
 # full cluster instead of the loopback API server of scripts/k8s.sh. Needs
 # Docker (or another provider kind supports) and the kind CLI.
 #
-#   scripts/kind-up.sh          create (or reuse) the cluster; prints the export line
+#   scripts/kind-up.sh          create (or reuse) the cluster, build the two images with
+#                               `docker build` and `kind load` them; prints the export line
+#   scripts/kind-up.sh install  the same, then `helm upgrade --install` the chart into
+#                               synapsor-system with those images (pullPolicy Never)
 #   scripts/kind-up.sh down     delete the cluster and its kubeconfig
 #
 # Typical use:
@@ -21,6 +24,8 @@
 #   SYNAPSOR_KIND_CLUSTER   cluster name (default: synapsor)
 #   SYNAPSOR_KIND_IMAGE     node image, e.g. kindest/node:v1.31.0 (default: kind's default)
 #   SYNAPSOR_KIND_WAIT      how long kind waits for the control plane (default: 120s)
+#   SYNAPSOR_KIND_SKIP_IMAGES=1   do not build and load the images
+#   SYNAPSOR_HELM_ARGS      extra arguments for `install` (e.g. --set-file runnerConfig.json=...)
 #   KIND_EXPERIMENTAL_PROVIDER  read by kind itself (podman, nerdctl); Docker otherwise
 set -Eeuo pipefail
 trap 'echo "error: kind-up.sh: \"$BASH_COMMAND\" failed (line $LINENO)" >&2' ERR
@@ -83,8 +88,37 @@ cmd_up() {
     gateway=$("$provider" network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null |
         tr ' ' '\n' | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' | head -n1 || true)
     [ -n "$gateway" ] || die "cannot find the gateway of the '$provider' network 'kind' (the webhook address)"
+    if [ "${SYNAPSOR_KIND_SKIP_IMAGES:-0}" != 1 ]; then
+        load_images
+    fi
     log "kind cluster '$CLUSTER' ready (webhook host $gateway); remove it with: scripts/kind-up.sh down"
     printf 'export KUBECONFIG=%q SYNAPSOR_K8S_USE_KUBECONFIG=1 SYNAPSOR_K8S_WEBHOOK_HOST=%q\n' "$KUBECONFIG_OUT" "$gateway"
+}
+
+# The two images, built from the Dockerfile (the same recipe as scripts/images.sh) and loaded
+# into the kind node: pods use them with imagePullPolicy Never or IfNotPresent.
+load_images() {
+    local provider=${KIND_EXPERIMENTAL_PROVIDER:-docker} target ref
+    for target in runner controller; do
+        ref=$(bash "$REPO_ROOT/scripts/images.sh" refs | grep "synapsor-$target:")
+        log "$provider build --target $target -t $ref ."
+        "$provider" build --target "$target" -t "$ref" "$REPO_ROOT" </dev/null >&2 ||
+            die "building the $target image failed (see above)"
+        log "kind load docker-image $ref --name $CLUSTER"
+        kind load docker-image "$ref" --name "$CLUSTER" </dev/null >&2 || die "kind load of $ref failed"
+    done
+}
+
+# The chart beside the images: `helm upgrade --install synapsor` into synapsor-system.
+cmd_install() {
+    cmd_up >/dev/null
+    command -v helm >/dev/null 2>&1 || die "helm not found on PATH"
+    log "helm upgrade --install synapsor charts/synapsor-runner -n synapsor-system"
+    # shellcheck disable=SC2086 # extra arguments are split on purpose
+    KUBECONFIG=$KUBECONFIG_OUT helm upgrade --install synapsor "$REPO_ROOT/charts/synapsor-runner" \
+        --namespace synapsor-system --create-namespace --set image.pullPolicy=Never \
+        ${SYNAPSOR_HELM_ARGS:-} --wait --timeout 300s >&2 || die "helm install failed (see above)"
+    printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_OUT"
 }
 
 cmd_down() {
@@ -100,9 +134,10 @@ cmd_down() {
 
 case "${1:-up}" in
 up) cmd_up ;;
+install) cmd_install ;;
 down) cmd_down ;;
 *)
-    echo "usage: $0 [up|down]" >&2
+    echo "usage: $0 [up|install|down]" >&2
     exit 2
     ;;
 esac

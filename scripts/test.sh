@@ -8,6 +8,8 @@
 #   SYNAPSOR_SKIP_DENY=1 scripts/test.sh   skip the dependency check (deny.toml)
 #   SYNAPSOR_KEEP_DBS=1 scripts/test.sh    leave the databases running after
 #   SYNAPSOR_KEEP_K8S=1 scripts/test.sh    leave the Kubernetes API server running after
+#   SYNAPSOR_KEEP_CLUSTER=1 scripts/test.sh   leave the single-node cluster running after
+#   SYNAPSOR_SKIP_CLUSTER=1 scripts/test.sh   no single-node cluster (its test is skipped)
 #   SYNAPSOR_K8S_USE_KUBECONFIG=1 scripts/test.sh
 #                                       use the cluster in $KUBECONFIG (e.g. kind, see
 #                                       scripts/kind-up.sh) instead of starting one
@@ -41,9 +43,17 @@ step() {
 
 DBS_STARTED=0
 K8S_STARTED=0
+CLUSTER_STARTED=0
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ "$CLUSTER_STARTED" -eq 1 ]; then
+        if [ "${SYNAPSOR_KEEP_CLUSTER:-0}" = 1 ]; then
+            log "leaving the cluster running (SYNAPSOR_KEEP_CLUSTER=1); stop with: scripts/cluster.sh stop"
+        else
+            bash scripts/cluster.sh stop </dev/null || log "warning: stopping the cluster failed"
+        fi
+    fi
     if [ "$K8S_STARTED" -eq 1 ]; then
         if [ "${SYNAPSOR_KEEP_K8S:-0}" = 1 ]; then
             log "leaving the Kubernetes API server running (SYNAPSOR_KEEP_K8S=1); stop with: scripts/k8s.sh stop"
@@ -156,6 +166,20 @@ k8s_env=$(bash scripts/k8s.sh start </dev/null) || {
 }
 eval "$k8s_env"
 export SYNAPSOR_REQUIRE_K8S=1
+
+# A real single-node cluster that runs pods (scripts/cluster.sh: needs root), with the images
+# built above imported; controller/tests/cluster.rs runs the example's whole flow on it.
+if [ "${SYNAPSOR_SKIP_CLUSTER:-0}" = 1 ]; then
+    log "skipping the single-node cluster (SYNAPSOR_SKIP_CLUSTER=1)"
+else
+    CLUSTER_STARTED=1 # set before starting so a half-started cluster is cleaned up too
+    cluster_env=$(bash scripts/cluster.sh start </dev/null) || {
+        log "FAILED: starting the single-node cluster"
+        exit 1
+    }
+    eval "$cluster_env"
+    export SYNAPSOR_REQUIRE_CLUSTER=1
+fi
 
 # nextest does not run doctests; they run first so that nextest's summary is the run's last word.
 step "cargo test --doc" cargo test --workspace --doc
