@@ -263,6 +263,45 @@ impl Verdict {
     }
 }
 
+/// The request of one raw `AdmissionReview` body, or the review that refuses a body that does
+/// not parse (`what` names the object in the message). Fails closed.
+pub fn read_request<T>(body: Value, what: &str) -> Result<AdmissionRequest<T>, Box<AdmissionReview<DynamicObject>>>
+where
+    T: kube::Resource + serde::de::DeserializeOwned,
+{
+    let uid = body
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let refuse = |reason: String| {
+        let mut resp = AdmissionResponse::invalid(reason.clone());
+        resp.uid = uid.clone();
+        Box::new(resp.deny(reason).into_review())
+    };
+    let review: AdmissionReview<T> =
+        serde_json::from_value(body).map_err(|e| refuse(format!("the {what} could not be read: {e}")))?;
+    review
+        .try_into()
+        .map_err(|_| refuse("the admission review has no request".into()))
+}
+
+/// `resp` admitting the object with a JSON `patch` (true), or refusing it when the patch cannot
+/// be encoded (false).
+pub fn with_json_patch(resp: AdmissionResponse, patch: Value) -> (AdmissionReview<DynamicObject>, bool) {
+    match serde_json::from_value::<Patch>(patch)
+        .map_err(|e| e.to_string())
+        .and_then(|p| resp.clone().with_patch(p).map_err(|e| e.to_string()))
+    {
+        Ok(r) => (r.into_review(), true),
+        Err(e) => (
+            resp.deny(format!("internal error building the patch: {e}"))
+                .into_review(),
+            false,
+        ),
+    }
+}
+
 /// Reviews one raw `AdmissionReview` body and returns the response review. Fails closed: a
 /// body that does not parse, or an API error during authorization, is a denial.
 pub async fn review(
@@ -271,37 +310,15 @@ pub async fn review(
     body: Value,
     now_ms: i64,
 ) -> (AdmissionReview<DynamicObject>, Verdict) {
-    let uid = body
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let deny = |reason: String| {
-        let mut resp = AdmissionResponse::invalid(reason.clone());
-        resp.uid = uid.clone();
-        (resp.deny(reason).into_review(), Verdict::Denied)
-    };
-    let review: AdmissionReview<Proposal> = match serde_json::from_value(body) {
+    let req: AdmissionRequest<Proposal> = match read_request(body, "proposal") {
         Ok(r) => r,
-        Err(e) => return deny(format!("the proposal could not be read: {e}")),
-    };
-    let req: AdmissionRequest<Proposal> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => return deny("the admission review has no request".into()),
+        Err(denied) => return (*denied, Verdict::Denied),
     };
     let allow = AdmissionResponse::from(&req);
-    let with_patch =
-        |resp: AdmissionResponse, patch: Value, verdict: Verdict| match serde_json::from_value::<Patch>(patch)
-            .map_err(|e| e.to_string())
-            .and_then(|p| resp.clone().with_patch(p).map_err(|e| e.to_string()))
-        {
-            Ok(r) => (r.into_review(), verdict),
-            Err(e) => (
-                resp.deny(format!("internal error building the patch: {e}"))
-                    .into_review(),
-                Verdict::Denied,
-            ),
-        };
+    let with_patch = |resp: AdmissionResponse, patch: Value, verdict: Verdict| match with_json_patch(resp, patch) {
+        (review, true) => (review, verdict),
+        (denied, false) => (denied, Verdict::Denied),
+    };
     match check(&req, now_ms) {
         Check::Allow => (allow.into_review(), Verdict::Allowed),
         Check::Deny(reason) => (allow.deny(reason).into_review(), Verdict::Denied),

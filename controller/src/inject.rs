@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 
-use json_patch::Patch;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
@@ -274,23 +273,9 @@ pub async fn review(
     cfg: Option<&InjectConfig>,
     body: Value,
 ) -> (AdmissionReview<DynamicObject>, Outcome) {
-    let uid = body
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let refuse_unread = |reason: String| {
-        let mut resp = AdmissionResponse::invalid(reason.clone());
-        resp.uid = uid.clone();
-        (resp.deny(reason).into_review(), Outcome::Refused)
-    };
-    let review: AdmissionReview<Pod> = match serde_json::from_value(body) {
+    let req: AdmissionRequest<Pod> = match crate::admission::read_request(body, "pod") {
         Ok(r) => r,
-        Err(e) => return refuse_unread(format!("the pod could not be read: {e}")),
-    };
-    let req: AdmissionRequest<Pod> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => return refuse_unread("the admission review has no request".into()),
+        Err(refused) => return (*refused, Outcome::Refused),
     };
     let allow = AdmissionResponse::from(&req);
     let (Some(cfg), Operation::Create, Some(pod)) = (cfg, &req.operation, &req.object) else {
@@ -332,22 +317,12 @@ pub async fn review(
                     );
                 }
             }
-            match serde_json::from_value::<Patch>(patch)
-                .map_err(|e| e.to_string())
-                .and_then(|p| allow.clone().with_patch(p).map_err(|e| e.to_string()))
-            {
-                Ok(resp) => {
+            match crate::admission::with_json_patch(allow, patch) {
+                (review, true) => {
                     tracing::info!(namespace = %ns, pod = %name, %service_account, "injected the synapsor-runner sidecar");
-                    (resp.into_review(), Outcome::Injected)
+                    (review, Outcome::Injected)
                 }
-                Err(e) => (
-                    allow
-                        .deny(format!(
-                            "synapsor-runner injection: internal error building the patch: {e}"
-                        ))
-                        .into_review(),
-                    Outcome::Refused,
-                ),
+                (refused, false) => (refused, Outcome::Refused),
             }
         }
     }
@@ -389,7 +364,7 @@ mod tests {
             panic!("not injected: {:?}", plan(p, &cfg()))
         };
         let mut doc = serde_json::to_value(p).unwrap();
-        json_patch::patch(&mut doc, &serde_json::from_value::<Patch>(patch).unwrap()).unwrap();
+        json_patch::patch(&mut doc, &serde_json::from_value::<json_patch::Patch>(patch).unwrap()).unwrap();
         (doc, service_account)
     }
 

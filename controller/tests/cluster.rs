@@ -373,15 +373,12 @@ fn the_product_runs_on_a_real_cluster_and_loses_nothing_when_pods_die() {
 
     // 6. A handler that cannot be reached: retried with the same idempotency key, then Failed
     //    with a safe code; nothing written.
-    c.ok(&[
-        "-n",
-        APP_NS,
-        "patch",
-        "service",
-        "billing-app",
-        "-p",
-        r#"{"spec":{"selector":{"app":"nowhere"}}}"#,
-    ]);
+    // The app's Service selects the pods labelled app=<selector>.
+    let select_app = |selector: &str| {
+        let patch = json!({"spec": {"selector": {"app": selector}}}).to_string();
+        c.ok(&["-n", APP_NS, "patch", "service", "billing-app", "-p", &patch]);
+    };
+    select_app("nowhere");
     let name = c.propose(
         "support.propose_ticket_priority",
         json!({"ticket_id": "tkt_acme_302", "priority": "urgent"}),
@@ -401,15 +398,56 @@ fn the_product_runs_on_a_real_cluster_and_loses_nothing_when_pods_die() {
             .contains("no more attempts"),
         "{failed}"
     );
-    c.ok(&[
-        "-n",
-        APP_NS,
-        "patch",
-        "service",
-        "billing-app",
-        "-p",
-        r#"{"spec":{"selector":{"app":"billing-app"}}}"#,
-    ]);
+    select_app("billing-app");
+
+    // 6b. A handler that stops answering (its process frozen: the connection opens, no answer
+    //     comes): HANDLER_TIMEOUT, retried with the same idempotency key; once it answers again
+    //     the proposal is applied, and the handler applied it once.
+    let pid = String::from_utf8(
+        Command::new("pgrep")
+            .args(["-f", "/usr/local/bin/synapsor-example-handler"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let pid = pid
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no handler process"))
+        .trim()
+        .to_owned();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let name = c.propose(
+        "support.propose_ticket_priority",
+        json!({"ticket_id": "tkt_acme_303", "priority": "high"}),
+    );
+    c.wait_phase(&name, &["Pending"], 30);
+    c.approve(&name);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let p = c.proposal(&name);
+        if p["status"]["receipt"]["safe_error_code"] == "HANDLER_TIMEOUT" {
+            assert!(p["status"]["attempts"].as_u64().unwrap() >= 1, "{p}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no HANDLER_TIMEOUT: {p}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    signal("-CONT");
+    let applied = c.wait_phase(&name, &["Applied"], 120);
+    let receipt = &applied["status"]["receipt"];
+    assert!(
+        ["applied", "already_applied"].contains(&receipt["status"].as_str().unwrap()),
+        "{applied}"
+    );
+    let log = c.ok(&["-n", APP_NS, "logs", &new_pod, "-c", "app"]);
+    let id = name.replace('-', "_");
+    let applied_lines = log.lines().filter(|l| l.starts_with(&format!("{id} applied"))).count();
+    assert_eq!(applied_lines, 1, "the handler applied it once:\n{log}");
 
     // 7. The app's handler refuses a request signed with another key and a stale one.
     let handler = PortForward::new(&c, &new_pod, 8080);
