@@ -44,4 +44,5 @@ pub mod ids;
 pub mod kube_store;
 pub mod local_apply;
 pub mod mcp;
+pub mod rate_limit;
 pub mod runtime;

@@ -1,7 +1,8 @@
 //! The tool-call path: one reviewed capability call from arguments to envelope.
 //!
 //! Order of checks: capability exists and is exposed in this mode → arguments (reserved, unknown,
-//! types, bounds) → trusted context from the environment → scoped read on the pooled source →
+//! types, bounds) → trusted context, from the environment or from the caller's verified token →
+//! rate limits (nothing is read or recorded for a refused call) → scoped read on the pooled source →
 //! exact tenant re-check of the row → evidence and query audit in the ledger → for proposals, the
 //! patch, its guards and the change set, stored (or the identical pending one returned). Nothing
 //! here writes to the source database.
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
-use synapsor_core::capability::{self, Capability, TrustedContext};
+use synapsor_core::capability::{self, Caller, Capability, TrustedContext};
 use synapsor_core::changeset::{ChangeSet, ChangeSetInput, EvidenceRef};
 use synapsor_core::config::{CapabilityKind, Executor, Mode, ResultFormat, RunnerConfig};
 use synapsor_core::digest::digest_value;
@@ -25,6 +26,7 @@ use synapsor_core::context::{Clock, Env};
 
 use crate::ids::IdGen;
 use crate::kube_store::ProposalPublisher;
+use crate::rate_limit::RateLimiter;
 
 /// Everything a tool call needs, built once.
 #[derive(Debug, Clone)]
@@ -43,6 +45,7 @@ struct Inner {
     ids: Arc<dyn IdGen>,
     result_format: ResultFormat,
     publisher: Option<Arc<dyn ProposalPublisher>>,
+    limiter: RateLimiter,
 }
 
 /// A source that could not be opened (its URL variable is missing): calls on it fail with that
@@ -94,6 +97,10 @@ impl Runtime {
             sources.insert(name.clone(), db);
         }
         let result_format = deps.result_format.or(config.result_format).unwrap_or(ResultFormat::V1);
+        let limiter = RateLimiter::new(
+            config.rate_limits.as_ref().and_then(|r| r.per_tenant),
+            capabilities.values(),
+        );
         Ok(Runtime {
             inner: Arc::new(Inner {
                 config,
@@ -105,6 +112,7 @@ impl Runtime {
                 ids: deps.ids,
                 result_format,
                 publisher: deps.publisher,
+                limiter,
             }),
         })
     }
@@ -138,18 +146,19 @@ impl Runtime {
         self.inner.sources.get(name)
     }
 
-    /// The trusted context a capability runs as, from the runner's environment.
-    pub fn resolve_context(&self, cap: &Capability) -> Result<TrustedContext, ToolError> {
-        capability::resolve_context(&cap.context, &*self.inner.env)
+    /// The trusted context a capability runs as for `caller`: from the runner's environment, or
+    /// from the caller's verified token for `jwt` contexts.
+    pub fn resolve_context(&self, cap: &Capability, caller: &Caller) -> Result<TrustedContext, ToolError> {
+        capability::resolve_context(&cap.context, &*self.inner.env, caller)
     }
 
     /// Calls a tool and shapes the envelope: `(envelope, is_error)`.
-    pub async fn call_envelope(&self, name: &str, args: &Value) -> (Value, bool) {
-        self.call(name, args).await.render(self.inner.result_format)
+    pub async fn call_envelope(&self, name: &str, args: &Value, caller: &Caller) -> (Value, bool) {
+        self.call(name, args, caller).await.render(self.inner.result_format)
     }
 
-    /// Calls a tool. Never panics and never returns driver text.
-    pub async fn call(&self, name: &str, args: &Value) -> ToolOutcome {
+    /// Calls a tool for `caller`. Never panics and never returns driver text.
+    pub async fn call(&self, name: &str, args: &Value, caller: &Caller) -> ToolOutcome {
         let Some(cap) = self
             .capability(name)
             .filter(|c| self.exposed().any(|e| e.name == c.name))
@@ -175,7 +184,7 @@ impl Runtime {
             };
         };
         let mut context = None;
-        match self.call_capability(cap, args, &mut context).await {
+        match self.call_capability(cap, args, caller, &mut context).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::info!(capability = %cap.name, code = error.code.as_str(), "tool call refused");
@@ -193,12 +202,14 @@ impl Runtime {
         &self,
         cap: &Capability,
         args: &Value,
+        caller: &Caller,
         context_out: &mut Option<TrustedContext>,
     ) -> Result<ToolOutcome, ToolError> {
         let inner = &self.inner;
         let checked = cap.check_args(args)?;
-        let ctx = self.resolve_context(cap)?;
+        let ctx = self.resolve_context(cap, caller)?;
         *context_out = Some(ctx.clone());
+        inner.limiter.admit(&ctx.tenant_id, &cap.name)?;
         let source = self
             .source(&cap.source)
             .ok_or_else(|| ToolError::new(ToolCode::Internal, format!("source {} is not open", cap.source)))?;

@@ -492,7 +492,11 @@ mod synapsor_runner_test_support {
             .unwrap();
             // INV-3002 has no pending proposal yet in the demo.
             let (v, is_error) = runtime
-                .call_envelope("billing.propose_late_fee_waiver", &json!({"invoice_id": "INV-3002"}))
+                .call_envelope(
+                    "billing.propose_late_fee_waiver",
+                    &json!({"invoice_id": "INV-3002"}),
+                    &synapsor_core::capability::Caller::Process,
+                )
                 .await;
             assert!(!is_error, "{v}");
             v["proposal"]["id"].as_str().unwrap().to_owned()

@@ -148,6 +148,18 @@ async fn contract(client: &Client, fx: &Fixture, label: &str) -> String {
         r["replay"]["events"].as_array().is_some_and(|e| !e.is_empty()),
         "{label}: {r}"
     );
+    // The trusted tenant and principal are redacted wherever they appear.
+    for resource in [&p, &e, &r] {
+        let text = resource.to_string();
+        assert!(
+            !text.contains("\"acme\"") && !text.contains(&format!("\"{PRINCIPAL}\"")),
+            "{label}: the trusted context leaked: {text}"
+        );
+    }
+    assert_eq!(
+        p["proposal"]["change_set"]["scope"]["tenant_id"], "[trusted context]",
+        "{label}"
+    );
     assert_resource_not_found(read_resource(client, "synapsor://proposals/prop_made_up").await, label);
     assert_resource_not_found(read_resource(client, "file:///etc/passwd").await, label);
     id

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use synapsor_core::capability::Caller;
 
 use serde_json::{Value, json};
 use synapsor_core::config::{self, ResultFormat};
@@ -167,7 +168,7 @@ fn harness(engine: &str, schema: &str, read_url: &str, tenant: &str) -> Harness 
 }
 
 async fn call(h: &Harness, tool: &str, args: Value) -> (Value, bool) {
-    h.runtime.call_envelope(tool, &args).await
+    h.runtime.call_envelope(tool, &args, &Caller::Process).await
 }
 
 fn err_code(v: &Value) -> &str {
@@ -200,7 +201,9 @@ async fn contract(h: &Harness, engine: &str) {
         "{engine}: hidden column leaked"
     );
     assert_eq!(v["source_database_changed"], false);
-    assert_eq!(v["_meta"]["tenant_id"], "acme");
+    // The model never sees its own tenant.
+    assert!(v["_meta"].get("tenant_id").is_none(), "{engine}: {v}");
+    assert!(!v.to_string().contains("\"acme\""), "{engine}: the tenant leaked: {v}");
 
     // Another tenant's row and a missing row give the same answer.
     let (other, other_err) = call(h, "billing.inspect_invoice", json!({"invoice_id": "INV-9"})).await;
@@ -566,13 +569,21 @@ async fn missing_credentials_and_context_fail_safely() {
     )
     .unwrap();
     let (v, is_error) = runtime
-        .call_envelope("billing.inspect_invoice", &json!({"invoice_id": "INV-1"}))
+        .call_envelope(
+            "billing.inspect_invoice",
+            &json!({"invoice_id": "INV-1"}),
+            &Caller::Process,
+        )
         .await;
     assert!(is_error);
     // No tenant in the environment: refused before any query.
     assert_eq!(err_code(&v), "INVALID_ARGUMENT", "{v}");
     let (v1, _) = runtime
-        .call("billing.inspect_invoice", &json!({"invoice_id": "INV-1"}))
+        .call(
+            "billing.inspect_invoice",
+            &json!({"invoice_id": "INV-1"}),
+            &Caller::Process,
+        )
         .await
         .render(ResultFormat::V1);
     assert_eq!(v1["code"], "TRUSTED_BINDING_MISSING");

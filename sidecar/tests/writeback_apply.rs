@@ -6,6 +6,7 @@
 mod writeback_support;
 
 use serde_json::{Value, json};
+use synapsor_core::capability::Caller;
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::{EvidenceRecord, QueryAuditRecord};
 use writeback_support::{RUNNER, Setup, WDb, code, status, text};
@@ -159,6 +160,7 @@ async fn lifecycle(db: WDb) {
         .call_envelope(
             "billing.propose_late_fee",
             &json!({"invoice_id": "INV-9", "late_fee_cents": 1}),
+            &Caller::Process,
         )
         .await;
     assert!(is_error);

@@ -4,13 +4,18 @@
 //! ([`Capability::check_args`]), says what to read ([`ReadSpec`]), filters the row down to the
 //! visible columns, and for proposals builds the exact patch and checks its guards
 //! ([`Capability::build_patch`]). Tenant and principal come from [`TrustedContext`], resolved from
-//! the runner's environment, never from arguments.
+//! the runner's environment or from the verified token of the caller's session ([`Caller`]), never
+//! from arguments.
+
+use std::sync::Arc;
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::{self, ArgSpec, ArgType, CapabilityKind, ContextProvider, Engine, PatchBinding, RunnerConfig};
+use crate::config::{
+    self, ArgSpec, ArgType, CapabilityKind, ContextProvider, Engine, PatchBinding, RunnerConfig, TokenBucket,
+};
 use crate::context::Env;
 use crate::error::{ToolCode, ToolError};
 use crate::ident::SafeIdent;
@@ -31,6 +36,8 @@ pub enum Provenance {
     Environment,
     StaticDev,
     Kubernetes,
+    /// The claims of a verified bearer token.
+    Jwt,
 }
 
 impl Provenance {
@@ -39,8 +46,41 @@ impl Provenance {
             Provenance::Environment => "environment",
             Provenance::StaticDev => "static_dev",
             Provenance::Kubernetes => "kubernetes",
+            Provenance::Jwt => "jwt",
         }
     }
+}
+
+/// Who a verified token says the caller is, as recorded in the ledger and on a `Proposal`:
+/// issuer, subject and token id. Never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// The token's `jti`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+}
+
+/// A caller whose bearer token was verified: the tenant and principal its claims name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCaller {
+    pub tenant_id: String,
+    pub principal: String,
+    pub identity: VerifiedIdentity,
+    /// `exp` of the token, in seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// Who is calling a tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// The runner's own process: stdio, Streamable HTTP with the static shared token, the CLI.
+    /// Contexts read the environment.
+    #[default]
+    Process,
+    /// A Streamable HTTP session opened with a verified token. Only `jwt` contexts serve it.
+    Verified(Arc<VerifiedCaller>),
 }
 
 /// The tenant and principal a call runs as.
@@ -49,6 +89,9 @@ pub struct TrustedContext {
     pub tenant_id: String,
     pub principal: String,
     pub provenance: Provenance,
+    /// The verified token's identity, for `jwt` contexts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<VerifiedIdentity>,
 }
 
 /// The environment variable holding the tenant when a context does not name one.
@@ -64,12 +107,44 @@ pub fn context_env_names(ctx: &config::TrustedContext) -> Vec<&str> {
             ctx.values.tenant_id_env.as_deref().unwrap_or(DEFAULT_TENANT_ENV),
             ctx.values.principal_env.as_deref().unwrap_or(DEFAULT_PRINCIPAL_ENV),
         ],
-        ContextProvider::StaticDev | ContextProvider::HttpClaims | ContextProvider::CloudSession => vec![],
+        ContextProvider::StaticDev | ContextProvider::Jwt | ContextProvider::CloudSession => vec![],
     }
 }
 
-/// Resolves a configured context against the runner's environment (`env` looks a name up).
-pub fn resolve_context(ctx: &config::TrustedContext, env: &dyn Env) -> Result<TrustedContext, ToolError> {
+/// Resolves a configured context for a caller: a `jwt` context takes the verified caller's
+/// claims; the others read the runner's environment (`env` looks a name up) and serve only the
+/// runner's own process, so a session token can never run as the process's tenant.
+pub fn resolve_context(
+    ctx: &config::TrustedContext,
+    env: &dyn Env,
+    caller: &Caller,
+) -> Result<TrustedContext, ToolError> {
+    match (ctx.provider, caller) {
+        (ContextProvider::Jwt, Caller::Verified(c)) => {
+            return Ok(TrustedContext {
+                tenant_id: c.tenant_id.clone(),
+                principal: c.principal.clone(),
+                provenance: Provenance::Jwt,
+                identity: Some(c.identity.clone()),
+            });
+        }
+        (ContextProvider::Jwt, Caller::Process) => {
+            return Err(ToolError::new(
+                ToolCode::TrustedBindingMissing,
+                "this capability takes tenant and principal from a verified session token: call it over Streamable HTTP with a bearer token",
+            ));
+        }
+        (_, Caller::Verified(_)) => {
+            return Err(ToolError::new(
+                ToolCode::TrustedContextUnsupported,
+                format!(
+                    "a capability with a {} context cannot serve a token-verified session",
+                    ctx.provider.as_str()
+                ),
+            ));
+        }
+        (_, Caller::Process) => {}
+    }
     let v = &ctx.values;
     let tenant_env = v.tenant_id_env.as_deref().unwrap_or(DEFAULT_TENANT_ENV);
     let principal_env = v.principal_env.as_deref().unwrap_or(DEFAULT_PRINCIPAL_ENV);
@@ -80,7 +155,7 @@ pub fn resolve_context(ctx: &config::TrustedContext, env: &dyn Env) -> Result<Tr
             env.var(principal_env).or_else(|| v.principal.clone()),
             Provenance::StaticDev,
         ),
-        ContextProvider::HttpClaims | ContextProvider::CloudSession => {
+        ContextProvider::Jwt | ContextProvider::CloudSession => {
             return Err(ToolError::new(
                 ToolCode::TrustedContextUnsupported,
                 format!(
@@ -95,6 +170,7 @@ pub fn resolve_context(ctx: &config::TrustedContext, env: &dyn Env) -> Result<Tr
             tenant_id,
             principal,
             provenance,
+            identity: None,
         }),
         (t, _) => Err(ToolError::new(
             ToolCode::TrustedBindingMissing,
@@ -115,6 +191,8 @@ pub struct ReadSpec {
     pub primary_key: SafeIdent,
     /// `None` only for `single_tenant_dev` targets.
     pub tenant_key: Option<SafeIdent>,
+    /// The row owner's column, when reads and proposals are scoped to the principal too.
+    pub principal_key: Option<SafeIdent>,
     /// Every column read: visible columns plus the keys, version and transition-source columns
     /// the runner needs for evidence and guards. Only `visible_columns` reach the model.
     pub columns: Vec<SafeIdent>,
@@ -124,10 +202,13 @@ impl ReadSpec {
     /// The statement shape recorded in the query audit (no values, `?` placeholders).
     pub fn statement_template(&self) -> String {
         let cols: Vec<&str> = self.columns.iter().map(SafeIdent::as_str).collect();
-        let tenant = match &self.tenant_key {
+        let mut tenant = match &self.tenant_key {
             Some(t) => format!(" AND {t} = ?"),
             None => String::new(),
         };
+        if let Some(p) = &self.principal_key {
+            tenant.push_str(&format!(" AND {p} = ?"));
+        }
         format!(
             "SELECT {} FROM {}.{} WHERE {} = ?{tenant} LIMIT 1",
             cols.join(", "),
@@ -180,6 +261,10 @@ pub struct Capability {
     pub executor: String,
     pub required_approvals: u32,
     pub required_role: Option<String>,
+    /// A token bucket per tenant for this capability's calls.
+    pub rate_limit: Option<TokenBucket>,
+    /// For `jwt` contexts: the claims holding tenant and principal (shown by `tools preview`).
+    pub token_claims: Option<(String, String)>,
 }
 
 fn ident(s: &str) -> Result<SafeIdent, ToolError> {
@@ -227,6 +312,9 @@ fn compile_one(cfg: &RunnerConfig, c: &config::Capability) -> Result<Capability,
     if let Some(tk) = tenant_key {
         push(tk)?;
     }
+    if let Some(pk) = &t.principal_key {
+        push(pk)?;
+    }
     for col in &c.visible_columns {
         push(col)?;
     }
@@ -244,7 +332,12 @@ fn compile_one(cfg: &RunnerConfig, c: &config::Capability) -> Result<Capability,
         table: ident(&t.table)?,
         primary_key: ident(&t.primary_key)?,
         tenant_key: tenant_key.map(ident).transpose()?,
+        principal_key: t.principal_key.as_deref().map(ident).transpose()?,
         columns,
+    };
+    let token_claims = match (context.provider, &cfg.identity) {
+        (ContextProvider::Jwt, Some(id)) => Some((id.tenant_claim.clone(), id.principal_claim().to_owned())),
+        _ => None,
     };
     Ok(Capability {
         name: c.name.clone(),
@@ -271,6 +364,8 @@ fn compile_one(cfg: &RunnerConfig, c: &config::Capability) -> Result<Capability,
         executor: c.executor.clone().unwrap_or_else(|| "sql_update".into()),
         required_approvals: c.approval.as_ref().and_then(|a| a.required_approvals).unwrap_or(1),
         required_role: c.approval.as_ref().and_then(|a| a.required_role.clone()),
+        rate_limit: c.rate_limit,
+        token_claims,
     })
 }
 
@@ -597,14 +692,48 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let ctx = resolve_context(&c.context, &env).unwrap();
+        let ctx = resolve_context(&c.context, &env, &Caller::Process).unwrap();
         assert_eq!((ctx.tenant_id.as_str(), ctx.principal.as_str()), ("acme", "agent"));
         let empty: HashMap<String, String> = [("SYNAPSOR_TENANT_ID", "  "), ("SYNAPSOR_PRINCIPAL", "agent")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         assert_eq!(
-            resolve_context(&c.context, &empty).unwrap_err().code,
+            resolve_context(&c.context, &empty, &Caller::Process).unwrap_err().code,
+            ToolCode::TrustedBindingMissing
+        );
+    }
+
+    #[test]
+    fn a_verified_caller_is_served_by_jwt_contexts_only() {
+        let mut c = cap();
+        let env: HashMap<String, String> = [("SYNAPSOR_TENANT_ID", "acme"), ("SYNAPSOR_PRINCIPAL", "agent")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let caller = Caller::Verified(Arc::new(VerifiedCaller {
+            tenant_id: "globex".into(),
+            principal: "u-7".into(),
+            identity: VerifiedIdentity {
+                issuer: "https://idp".into(),
+                subject: "u-7".into(),
+                token_id: Some("t1".into()),
+            },
+            expires_at: 0,
+        }));
+        // An environment context never runs a session as the process's tenant.
+        assert_eq!(
+            resolve_context(&c.context, &env, &caller).unwrap_err().code,
+            ToolCode::TrustedContextUnsupported
+        );
+        c.context.provider = config::ContextProvider::Jwt;
+        let ctx = resolve_context(&c.context, &env, &caller).unwrap();
+        assert_eq!((ctx.tenant_id.as_str(), ctx.principal.as_str()), ("globex", "u-7"));
+        assert_eq!(ctx.provenance, Provenance::Jwt);
+        assert_eq!(ctx.identity.unwrap().token_id.as_deref(), Some("t1"));
+        // And a jwt context never falls back to the environment.
+        assert_eq!(
+            resolve_context(&c.context, &env, &Caller::Process).unwrap_err().code,
             ToolCode::TrustedBindingMissing
         );
     }

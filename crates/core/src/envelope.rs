@@ -4,6 +4,9 @@
 //! `data`/`proposal` is set, on failure neither; `source_database_changed` is always present and
 //! false (a tool call never writes the source); errors carry only a [`SafeCode`] and its fixed
 //! message, and are flagged as tool errors (MCP `isError`).
+//!
+//! Neither version shows the trusted tenant or principal: the model learns where its context came
+//! from (`provenance`), never whose it is (the original put both in every envelope).
 
 use serde_json::{Map, Value, json};
 
@@ -131,7 +134,10 @@ impl ToolOutcome {
                     "kind": kind.map(CapabilityKind::as_str),
                     "data": null,
                     "proposal": null,
-                    "error": {"code": safe.as_str(), "message": message, "retryable": safe.retryable()},
+                    "error": match error.retry_after_ms {
+                        Some(ms) => json!({"code": safe.as_str(), "message": message, "retryable": true, "retry_after_ms": ms}),
+                        None => json!({"code": safe.as_str(), "message": message, "retryable": safe.retryable()}),
+                    },
                     "evidence": null,
                     "source_database_changed": false,
                     "_meta": meta(capability, context.as_ref()),
@@ -155,7 +161,7 @@ impl ToolOutcome {
                 "mode": "read",
                 "business_object": {"type": table, "id": object_id},
                 "data": data,
-                "trusted_context": context,
+                "trusted_context": {"provenance": context.provenance.as_str()},
                 "evidence_bundle_id": evidence_bundle_id,
                 "evidence_resource": format!("synapsor://evidence/{evidence_bundle_id}"),
                 "source_database_changed": false,
@@ -174,7 +180,7 @@ impl ToolOutcome {
                 "proposal_version": 1,
                 "proposal_hash": cs.digest,
                 "existing": existing,
-                "target": {"type": cs.scope.business_object, "id": cs.scope.object_id, "tenant_id": cs.scope.tenant_id},
+                "target": {"type": cs.scope.business_object, "id": cs.scope.object_id},
                 "diff": cs.patch.iter().map(|(c, after)| (c.clone(), json!({
                     "before": cs.before.get(c).cloned().unwrap_or(Value::Null),
                     "proposed": after,
@@ -189,11 +195,17 @@ impl ToolOutcome {
                 "source_database_mutated": false,
             }),
             // v1 errors carry the runtime code and the runner's own message; never driver text.
-            ToolOutcome::Error { error, .. } => json!({
-                "ok": false,
-                "code": error.code.as_str(),
-                "error": error.message,
-            }),
+            ToolOutcome::Error { error, .. } => {
+                let mut v = json!({
+                    "ok": false,
+                    "code": error.code.as_str(),
+                    "error": error.message,
+                });
+                if let Some(ms) = error.retry_after_ms {
+                    v["retry_after_ms"] = json!(ms);
+                }
+                v
+            }
         }
     }
 }
@@ -201,8 +213,6 @@ impl ToolOutcome {
 fn meta(capability: &str, ctx: Option<&TrustedContext>) -> Value {
     let mut m = Map::new();
     if let Some(c) = ctx {
-        m.insert("tenant_id".into(), json!(c.tenant_id));
-        m.insert("principal".into(), json!(c.principal));
         m.insert("provenance".into(), json!(c.provenance.as_str()));
     }
     m.insert("canonical_capability".into(), json!(capability));
@@ -221,6 +231,7 @@ mod tests {
             tenant_id: "acme".into(),
             principal: "agent".into(),
             provenance: Provenance::Environment,
+            identity: None,
         }
     }
 
@@ -268,7 +279,14 @@ mod tests {
         let (v1, _) = outcome.render(ResultFormat::V1);
         assert_eq!(v1["status"], "ok");
         assert_eq!(v1["evidence_resource"], "synapsor://evidence/ev_1");
-        assert_eq!(v1["trusted_context"]["tenant_id"], "acme");
+        // The model never sees its tenant or principal, in either version.
+        assert_eq!(v1["trusted_context"], json!({"provenance": "environment"}));
+        let (v2, _) = outcome.render(ResultFormat::V2);
+        assert_eq!(v2["_meta"]["provenance"], "environment");
+        for v in [&v1, &v2] {
+            let text = v.to_string();
+            assert!(!text.contains("acme") && !text.contains("\"agent\""), "{text}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum ToolCode {
     ProposalStoreUnavailable,
     SecretMaterialRejected,
     UnsafeIdentifier,
+    /// A token bucket of `rate_limits` or the capability's `rate_limit` is empty.
+    RateLimited,
     Internal,
 }
 
@@ -76,6 +78,7 @@ impl ToolCode {
             ProposalStoreUnavailable => "PROPOSAL_STORE_UNAVAILABLE",
             SecretMaterialRejected => "SECRET_MATERIAL_REJECTED",
             UnsafeIdentifier => "UNSAFE_IDENTIFIER",
+            RateLimited => "RATE_LIMITED",
             Internal => "INTERNAL",
         }
     }
@@ -117,6 +120,7 @@ impl ToolCode {
             | PatchTransitionNotAllowed
             | ConflictGuardMissing => SafeCode::PolicyViolation,
             MultiRowBlocked => SafeCode::MultiRowBlocked,
+            RateLimited => SafeCode::RateLimited,
             SourceCredentialMissing
             | SourceUnavailable
             | SourceTimeout
@@ -145,6 +149,7 @@ pub enum SafeCode {
     MultiRowBlocked,
     ApprovalRequired,
     TemporarilyUnavailable,
+    RateLimited,
     Internal,
 }
 
@@ -159,6 +164,7 @@ impl SafeCode {
             SafeCode::MultiRowBlocked => "MULTI_ROW_BLOCKED",
             SafeCode::ApprovalRequired => "APPROVAL_REQUIRED",
             SafeCode::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+            SafeCode::RateLimited => "RATE_LIMITED",
             SafeCode::Internal => "INTERNAL",
         }
     }
@@ -174,12 +180,15 @@ impl SafeCode {
             SafeCode::MultiRowBlocked => "The capability matched more than one row and was blocked.",
             SafeCode::ApprovalRequired => "Proposal tools are disabled for this runner mode.",
             SafeCode::TemporarilyUnavailable => "The database or local store is temporarily unavailable. Retry later.",
+            SafeCode::RateLimited => {
+                "Too many calls for this account right now. Nothing was read or recorded. Retry after retry_after_ms."
+            }
             SafeCode::Internal => "The capability failed safely. Check the runner logs for details.",
         }
     }
 
     pub fn retryable(self) -> bool {
-        matches!(self, SafeCode::TemporarilyUnavailable)
+        matches!(self, SafeCode::TemporarilyUnavailable | SafeCode::RateLimited)
     }
 }
 
@@ -190,6 +199,8 @@ pub struct ToolError {
     pub code: ToolCode,
     /// Written by the runner for the operator; safe to show in v1 envelopes and logs.
     pub message: String,
+    /// For `RATE_LIMITED`: how long until the call can succeed.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ToolError {
@@ -197,6 +208,16 @@ impl ToolError {
         ToolError {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// `RATE_LIMITED`, retryable after `retry_after_ms`.
+    pub fn rate_limited(scope: &str, retry_after_ms: u64) -> Self {
+        ToolError {
+            code: ToolCode::RateLimited,
+            message: format!("the {scope} rate limit is reached; retry after {retry_after_ms} ms"),
+            retry_after_ms: Some(retry_after_ms),
         }
     }
 }

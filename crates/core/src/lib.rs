@@ -2,7 +2,8 @@
 //!
 //! What it is: the config model and its validator, identifier rules, compiled capabilities
 //! (argument checking, read plans, patch building, guards), change sets and their canonical
-//! digests, result envelopes, stable error codes, the proposal state machine and secret checks.
+//! digests, result envelopes, stable error codes, the proposal state machine, secret checks and
+//! token-bucket arithmetic.
 //!
 //! What it is not: it does no IO. No tokio, no database drivers, no files, no random ids; time
 //! and ids are passed in, so everything here is deterministic and unit-testable. [`context`]
@@ -18,6 +19,7 @@ pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod ident;
+pub mod ratelimit;
 pub mod secrets;
 pub mod state;
 pub mod time;

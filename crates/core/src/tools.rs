@@ -546,14 +546,18 @@ pub struct ToolPreview {
 const TENANT_ENV_DEFAULT: &str = crate::capability::DEFAULT_TENANT_ENV;
 const PRINCIPAL_ENV_DEFAULT: &str = crate::capability::DEFAULT_PRINCIPAL_ENV;
 
-fn binding(provider: ContextProvider, env: &str, column: Option<String>) -> BindingPreview {
+fn binding(provider: ContextProvider, env: &str, claim: Option<&str>, column: Option<String>) -> BindingPreview {
     let from = match provider {
+        ContextProvider::Jwt => format!(
+            "claim {} of the verified bearer token that opened the session",
+            claim.unwrap_or("(identity not configured)")
+        ),
         ContextProvider::Environment => format!("environment variable {env} of the runner process"),
         ContextProvider::StaticDev => {
             format!("environment variable {env} if set, else a literal value in the config (development only)")
         }
-        ContextProvider::HttpClaims | ContextProvider::CloudSession => {
-            format!("{} (not supported by the local runner)", provider.as_str())
+        ContextProvider::CloudSession => {
+            format!("{} (not supported by this runner)", provider.as_str())
         }
     };
     BindingPreview {
@@ -597,12 +601,14 @@ impl ToolPreview {
         let tenant = binding(
             cap.context.provider,
             values.tenant_id_env.as_deref().unwrap_or(TENANT_ENV_DEFAULT),
+            cap.token_claims.as_ref().map(|(t, _)| t.as_str()),
             cap.read.tenant_key.as_ref().map(|k| k.as_str().to_owned()),
         );
         let principal = binding(
             cap.context.provider,
             values.principal_env.as_deref().unwrap_or(PRINCIPAL_ENV_DEFAULT),
-            None,
+            cap.token_claims.as_ref().map(|(_, p)| p.as_str()),
+            cap.read.principal_key.as_ref().map(|k| k.as_str().to_owned()),
         );
         let proposal = (cap.kind == CapabilityKind::Proposal).then(|| ProposalPreview {
             executor: cap.executor.clone(),

@@ -286,6 +286,7 @@ mod tests {
                 tenant_id: "acme".into(),
                 principal: "agent".into(),
                 provenance: Provenance::Environment,
+                identity: None,
             },
             object_id: "INV-1",
             built: cap.build_patch(&args, &row).unwrap(),

@@ -606,6 +606,7 @@ mod tests {
                 tenant_id: "acme".into(),
                 principal: "agent".into(),
                 provenance: Provenance::Environment,
+                identity: None,
             },
             object_id: "INV-1",
             built,

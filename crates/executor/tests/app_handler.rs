@@ -109,6 +109,7 @@ impl Fixture {
                 tenant_id: "acme".into(),
                 principal: "agent.test".into(),
                 provenance: Provenance::Environment,
+                identity: None,
             },
             object_id: &checked.lookup_id,
             built,

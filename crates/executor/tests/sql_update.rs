@@ -103,6 +103,7 @@ impl H {
                 tenant_id: "acme".into(),
                 principal: "agent.test".into(),
                 provenance: Provenance::Environment,
+                identity: None,
             },
             object_id: &checked.lookup_id,
             built,

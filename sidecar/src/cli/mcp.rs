@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use synapsor_core::capability::{self, Capability};
-use synapsor_core::config::{CapabilityKind, Mode, ResultFormat, RunnerConfig};
+use synapsor_core::capability::{self, Caller, Capability};
+use synapsor_core::config::{CapabilityKind, ContextProvider, Mode, ResultFormat, RunnerConfig};
 use synapsor_core::context::{Clock, Env, ProcessEnv, SystemClock};
 use synapsor_core::tools::AliasMode;
 use synapsor_ledger::{LeaseInfo, Ledger, LedgerStore, StoreLease};
@@ -242,13 +242,17 @@ pub async fn build_runtime(
     )?;
     if let Some(kube) = kube {
         // Proposals of this namespace that this runner could have made (same capability, same
-        // trusted tenant and principal) are mirrored even when its ledger never held them: a
-        // replaced pod keeps the record of what its predecessor proposed.
+        // trusted tenant and principal; any tenant for a capability whose sessions bring their
+        // own, `jwt`) are mirrored even when its ledger never held them: a replaced pod keeps
+        // the record of what its predecessor proposed.
         let rt = runtime.clone();
         let adopt = move |spec: &synapsor_kube::ProposalSpec| {
-            rt.capability(&spec.capability)
-                .and_then(|cap| rt.resolve_context(cap).ok())
-                .is_some_and(|ctx| ctx.tenant_id == spec.tenant && ctx.principal == spec.principal.id)
+            rt.capability(&spec.capability).is_some_and(|cap| {
+                cap.context.provider == ContextProvider::Jwt
+                    || rt
+                        .resolve_context(cap, &Caller::Process)
+                        .is_ok_and(|ctx| ctx.tenant_id == spec.tenant && ctx.principal == spec.principal.id)
+            })
         };
         tokio::spawn(crate::kube_store::mirror(
             kube.api().clone(),

@@ -111,7 +111,9 @@ pub async fn smoke(global: &GlobalArgs, cmd: SmokeCommand) -> Result<i32, CliErr
     };
     let (runtime, _) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
     let server = McpServer::new(runtime, serve.alias_mode.into());
-    let result = server.call(&tool, Some(args)).await;
+    let result = server
+        .call(&tool, Some(args), &synapsor_core::capability::Caller::Process)
+        .await;
     let is_error = result.is_error.unwrap_or(false);
     let body = result.structured_content.unwrap_or(Value::Null);
     outln!(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use serde_json::{Value, json};
+use synapsor_core::capability::Caller;
 use synapsor_core::config::{self, ResultFormat};
 use synapsor_ledger::{Ledger, LedgerStore};
 
@@ -135,7 +136,11 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
 
     // 1. A scoped read.
     let (read, _) = runtime
-        .call_envelope("billing.inspect_invoice", &json!({"invoice_id": "INV-3001"}))
+        .call_envelope(
+            "billing.inspect_invoice",
+            &json!({"invoice_id": "INV-3001"}),
+            &Caller::Process,
+        )
         .await;
     say("1. Agent reads an invoice of its own tenant");
     say("   billing.inspect_invoice {\"invoice_id\": \"INV-3001\"}");
@@ -144,10 +149,18 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
 
     // 2. Another tenant's invoice and a nonexistent one look the same.
     let (other, _) = runtime
-        .call_envelope("billing.inspect_invoice", &json!({"invoice_id": "INV-9001"}))
+        .call_envelope(
+            "billing.inspect_invoice",
+            &json!({"invoice_id": "INV-9001"}),
+            &Caller::Process,
+        )
         .await;
     let (missing, _) = runtime
-        .call_envelope("billing.inspect_invoice", &json!({"invoice_id": "INV-0000"}))
+        .call_envelope(
+            "billing.inspect_invoice",
+            &json!({"invoice_id": "INV-0000"}),
+            &Caller::Process,
+        )
         .await;
     say("2. Agent asks for another tenant's invoice, then for one that does not exist");
     say(&format!("   INV-9001 (tenant globex) -> {}", other["error"]["code"]));
@@ -159,6 +172,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         .call_envelope(
             "billing.inspect_invoice",
             &json!({"invoice_id": "INV-9001", "tenant_id": "globex"}),
+            &Caller::Process,
         )
         .await;
     say("3. Agent tries to pass its own tenant_id");
@@ -171,7 +185,11 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
     // 4. A proposal instead of a write.
     let before = source_row(&source_db, "INV-3001")?;
     let (proposal, _) = runtime
-        .call_envelope("billing.propose_late_fee_waiver", &json!({"invoice_id": "INV-3001"}))
+        .call_envelope(
+            "billing.propose_late_fee_waiver",
+            &json!({"invoice_id": "INV-3001"}),
+            &Caller::Process,
+        )
         .await;
     let proposal_id = proposal["proposal"]["id"].as_str().unwrap_or_default().to_owned();
     say("4. Agent proposes waiving the late fee");
@@ -185,7 +203,11 @@ pub async fn run(args: DemoArgs) -> Result<i32, CliError> {
         proposal["proposal"]["digest"].as_str().unwrap_or_default()
     ));
     let (again, _) = runtime
-        .call_envelope("billing.propose_late_fee_waiver", &json!({"invoice_id": "INV-3001"}))
+        .call_envelope(
+            "billing.propose_late_fee_waiver",
+            &json!({"invoice_id": "INV-3001"}),
+            &Caller::Process,
+        )
         .await;
     say("   The same call again returns the same pending proposal, not a duplicate:");
     say(&format!(

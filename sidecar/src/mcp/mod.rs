@@ -20,6 +20,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ServerHandler, ServiceExt};
 use serde_json::{Value, json};
+use synapsor_core::capability::Caller;
 use synapsor_core::envelope::ToolOutcome;
 use synapsor_core::tools::{AliasMode, ToolNames, tool_def};
 use synapsor_core::{ToolCode, ToolError};
@@ -83,8 +84,8 @@ impl McpServer {
         &self.tools
     }
 
-    /// Calls a tool by its exposed name, exactly as `tools/call` does.
-    pub async fn call(&self, exposed: &str, args: Option<JsonObject>) -> CallToolResult {
+    /// Calls a tool by its exposed name for `caller`, exactly as `tools/call` does.
+    pub async fn call(&self, exposed: &str, args: Option<JsonObject>, caller: &Caller) -> CallToolResult {
         // Only listed names resolve: in `openai` mode the canonical names are not callable either.
         let Some(canonical) = self.names.resolve(exposed).map(str::to_owned) else {
             let outcome = ToolOutcome::Error {
@@ -97,7 +98,7 @@ impl McpServer {
             return CallToolResult::structured_error(envelope);
         };
         let args = args.map(Value::Object).unwrap_or(Value::Null);
-        let (envelope, is_error) = self.runtime.call_envelope(&canonical, &args).await;
+        let (envelope, is_error) = self.runtime.call_envelope(&canonical, &args, caller).await;
         let meta = MetaObject(
             json!({"synapsor.canonical_tool_name": canonical, "synapsor.exposed_tool_name": exposed})
                 .as_object()
@@ -113,9 +114,10 @@ impl McpServer {
     }
 
     /// Reads `synapsor://proposals/{id}`, `synapsor://evidence/{id}` or `synapsor://replay/{id}`,
-    /// only within the trusted tenant and principal of the capability that produced it. Anything
-    /// else, including another tenant's record, is `RESOURCE_NOT_FOUND`.
-    pub async fn read(&self, uri: &str) -> Result<Value, McpError> {
+    /// only within the trusted tenant and principal `caller` has for the capability that produced
+    /// it. Anything else, including another tenant's record, is `RESOURCE_NOT_FOUND`. The tenant
+    /// and principal themselves are redacted from what is returned: the model never sees them.
+    pub async fn read(&self, uri: &str, caller: &Caller) -> Result<Value, McpError> {
         let not_found = || McpError::resource_not_found("RESOURCE_NOT_FOUND", Some(json!({"uri": uri})));
         let rest = uri.strip_prefix("synapsor://").ok_or_else(not_found)?;
         let (kind, id) = rest.split_once('/').ok_or_else(not_found)?;
@@ -155,10 +157,12 @@ impl McpServer {
             _ => return Err(not_found()),
         };
         let cap = self.runtime.capability(&capability).ok_or_else(not_found)?;
-        let ctx = self.runtime.resolve_context(cap).map_err(|_| not_found())?;
+        let ctx = self.runtime.resolve_context(cap, caller).map_err(|_| not_found())?;
         if ctx.tenant_id != tenant || ctx.principal != principal {
             return Err(not_found());
         }
+        let mut value = value;
+        redact_trusted(&mut value, &[&tenant, &principal]);
         Ok(value)
     }
 
@@ -196,9 +200,12 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        Ok(self.call(&request.name, request.arguments).await.into())
+        Ok(self
+            .call(&request.name, request.arguments, &caller_of(&context))
+            .await
+            .into())
     }
 
     async fn list_resource_templates(
@@ -233,9 +240,9 @@ impl ServerHandler for McpServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let value = self.read(&request.uri).await?;
+        let value = self.read(&request.uri, &caller_of(&context)).await?;
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         let contents = ResourceContents::TextResourceContents {
             uri: request.uri,
@@ -244,5 +251,31 @@ impl ServerHandler for McpServer {
             meta: None,
         };
         Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}
+
+/// The caller of a request: the verified session the HTTP layer attached to it, else the
+/// runner's own process (stdio, or HTTP with the static token).
+fn caller_of(context: &RequestContext<RoleServer>) -> Caller {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// What replaces a trusted value in a resource.
+pub const REDACTED: &str = "[trusted context]";
+
+/// Replaces every string (and number written the same) equal to one of `trusted` by
+/// [`REDACTED`], wherever it is: scope, guards, the row as read, events.
+fn redact_trusted(value: &mut Value, trusted: &[&str]) {
+    match value {
+        Value::String(s) if trusted.contains(&s.as_str()) => *value = Value::String(REDACTED.into()),
+        Value::Number(n) if trusted.contains(&n.to_string().as_str()) => *value = Value::String(REDACTED.into()),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_trusted(v, trusted)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_trusted(v, trusted)),
+        _ => {}
     }
 }

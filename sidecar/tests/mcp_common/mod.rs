@@ -472,7 +472,11 @@ pub async fn assert_read(db: &TestDb, result: &Value, label: &str) {
     assert_eq!(env["ok"], true, "{label}: {env}");
     assert_eq!(env["source_database_changed"], false, "{label}");
     assert_eq!(env["_meta"]["canonical_capability"], "billing.inspect_invoice");
-    assert_eq!(env["_meta"]["tenant_id"], "acme", "{label}");
+    assert_eq!(env["_meta"]["provenance"], "environment", "{label}");
+    assert!(
+        !result.to_string().contains("\"acme\""),
+        "{label}: the trusted tenant leaked: {result}"
+    );
     assert!(
         !result.to_string().contains("secret acme note"),
         "{label}: a hidden column leaked"

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
+use synapsor_core::capability::Caller;
 
 use serde_json::{Value, json};
 use synapsor_core::config::{self, Engine, ResultFormat};
@@ -104,7 +105,7 @@ impl Setup {
 
     /// Calls a proposal tool through the runtime; returns the proposal id.
     pub async fn propose(&self, tool: &str, args: Value) -> String {
-        let (v, is_error) = self.runtime.call_envelope(tool, &args).await;
+        let (v, is_error) = self.runtime.call_envelope(tool, &args, &Caller::Process).await;
         assert!(!is_error, "{v}");
         v["proposal"]["id"].as_str().unwrap().to_owned()
     }

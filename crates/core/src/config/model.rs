@@ -47,6 +47,13 @@ pub struct RunnerConfig {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$", "maxLength": 128, "not": {"const": "sql_update"}}))]
     pub executors: IndexMap<String, Executor>,
+    /// How bearer tokens are verified: for `jwt` contexts (each Streamable HTTP session runs as
+    /// the tenant and principal of its token) and for operator tokens on local decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// Token-bucket limits on tool calls, per tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
     /// The reviewed capabilities; each becomes one MCP tool.
     #[schemars(length(min = 1))]
     pub capabilities: Vec<Capability>,
@@ -197,18 +204,36 @@ pub struct TrustedContext {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(transform = accept_provider_alias)]
 pub enum ContextProvider {
     /// Tenant and principal from environment variables of the runner process.
     Environment,
     /// Literal values for local development (warning `STATIC_DEV_CONTEXT`).
     StaticDev,
-    /// Reserved for per-session claims; not supported by the local runner (the validator rejects
-    /// it with `TRUSTED_CONTEXT_UNSUPPORTED`, and the schema leaves it out).
-    #[schemars(skip)]
-    HttpClaims,
-    /// Reserved for the hosted service; not supported by the local runner (as `HttpClaims`).
+    /// Tenant and principal from the claims of the verified bearer token that opened the
+    /// Streamable HTTP session (`identity` says how tokens are verified and which claims to read).
+    /// `http_claims`, the original's name for per-session claims, is accepted as an alias.
+    #[serde(alias = "http_claims")]
+    Jwt,
+    /// Reserved for the hosted service; not supported by this runner (the validator rejects it
+    /// with `TRUSTED_CONTEXT_UNSUPPORTED`, and the schema leaves it out).
     #[schemars(skip)]
     CloudSession,
+}
+
+/// The schema of `ContextProvider` accepts the alias `http_claims` beside `jwt`, as serde does.
+fn accept_provider_alias(schema: &mut schemars::Schema) {
+    let Some(Value::Array(variants)) = schema.get_mut("oneOf") else {
+        return;
+    };
+    for v in variants {
+        if let Some(obj) = v.as_object_mut()
+            && obj.get("const").and_then(Value::as_str) == Some("jwt")
+        {
+            obj.remove("const");
+            obj.insert("enum".into(), serde_json::json!(["jwt", "http_claims"]));
+        }
+    }
 }
 
 impl ContextProvider {
@@ -216,7 +241,7 @@ impl ContextProvider {
         match self {
             ContextProvider::Environment => "environment",
             ContextProvider::StaticDev => "static_dev",
-            ContextProvider::HttpClaims => "http_claims",
+            ContextProvider::Jwt => "jwt",
             ContextProvider::CloudSession => "cloud_session",
         }
     }
@@ -394,6 +419,9 @@ pub struct Capability {
     /// Acknowledges `target.single_tenant_dev` and silences its warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_tenant_dev_ack: Option<bool>,
+    /// A token bucket per tenant for this capability's calls (besides `rate_limits.per_tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<TokenBucket>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -440,6 +468,11 @@ pub struct Target {
     /// Development only: no tenant column (warning `SINGLE_TENANT_DEV_EXCEPTION`).
     #[serde(default)]
     pub single_tenant_dev: bool,
+    /// The column holding the row's owner: reads and proposals are then scoped to the trusted
+    /// tenant *and* principal, and writeback checks both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 63))]
+    pub principal_key: Option<String>,
 }
 
 /// One model-facing argument. The schema ties `max_length` to strings, `minimum`/`maximum` to
@@ -574,8 +607,8 @@ pub struct ApprovalPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ApprovalMode>,
     /// In Kubernetes mode the approver must belong to this Kubernetes group (as the API server
-    /// authenticated them) besides being allowed the RBAC verb `approve`; local approvals are not
-    /// role-checked.
+    /// authenticated them) besides being allowed the RBAC verb `approve`. Local approve, reject
+    /// and apply then need a verified operator token (`identity.operator`) carrying this role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub required_role: Option<String>,
@@ -590,4 +623,189 @@ pub struct ApprovalPolicy {
 pub enum ApprovalMode {
     Human,
     Policy,
+}
+
+/// How bearer tokens (JWTs) are verified. One verifier serves the MCP sessions (`audience`) and,
+/// with `operator`, the operators' local decisions (`operator.audience`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Identity {
+    /// The exact `iss` every token must carry.
+    #[schemars(length(min = 1, max = 512))]
+    pub issuer: String,
+    /// The `aud` a session token must carry (one of its audiences).
+    #[schemars(length(min = 1, max = 512))]
+    pub audience: String,
+    /// Where the verification keys come from: exactly one of the three.
+    pub keys: IdentityKeys,
+    /// Accepted `alg` values. Never `none`; HMAC and public-key algorithms are not mixed.
+    #[schemars(length(min = 1))]
+    #[schemars(extend("uniqueItems" = true))]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Claim holding the tenant: a top-level name, or a dotted path (`org.id`) into nested
+    /// objects. The value must be a non-empty string.
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[!-~]+$"))]
+    pub tenant_claim: String,
+    /// Claim holding the principal (same rules). Default `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[!-~]+$"))]
+    pub principal_claim: Option<String>,
+    /// Tokens whose `iat` is older than this are refused (`iat` is then required). Default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub max_token_age_seconds: Option<u64>,
+    /// Leeway for `exp`, `nbf` and `iat`. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 300))]
+    pub clock_skew_seconds: Option<u64>,
+    /// Least time between two fetches of `keys.jwks_url` (a token with an unknown `kid` asks for
+    /// a refresh). Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub jwks_refresh_min_seconds: Option<u64>,
+    /// Authorization servers named in the protected-resource metadata
+    /// (`/.well-known/oauth-protected-resource`). Default: the issuer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 512), regex(pattern = r"^https?://[^\s@/]+")))]
+    pub authorization_servers: Vec<String>,
+    /// The public URL of the MCP endpoint, as clients reach it (`resource` in the metadata).
+    /// Default: built from the request's `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://[^\s@/]+"))]
+    pub resource: Option<String>,
+    /// Operator tokens for local approve, reject and apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorIdentity>,
+}
+
+impl Identity {
+    pub const DEFAULT_PRINCIPAL_CLAIM: &'static str = "sub";
+    pub const DEFAULT_MAX_TOKEN_AGE_SECONDS: u64 = 3600;
+    pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 30;
+    pub const DEFAULT_JWKS_REFRESH_MIN_SECONDS: u64 = 5;
+
+    pub fn principal_claim(&self) -> &str {
+        self.principal_claim.as_deref().unwrap_or(Self::DEFAULT_PRINCIPAL_CLAIM)
+    }
+
+    /// The authorization servers to advertise: the configured ones, else the issuer.
+    pub fn authorization_servers(&self) -> Vec<String> {
+        if self.authorization_servers.is_empty() {
+            vec![self.issuer.clone()]
+        } else {
+            self.authorization_servers.clone()
+        }
+    }
+}
+
+/// Exactly one source of verification keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct IdentityKeys {
+    /// A JWKS URL (the company IdP's `jwks_uri`): fetched at start, cached, refreshed when a token
+    /// names an unknown `kid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), regex(pattern = r"^https?://[^\s@/]+"))]
+    pub jwks_url: Option<String>,
+    /// A local JWK-set file (static public keys), relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub jwks_file: Option<String>,
+    /// Environment variable holding the HMAC secret an app signs its own tokens with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    pub hmac_secret_env: Option<String>,
+}
+
+/// JWS algorithms a verifier may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// HMAC algorithms use a shared secret; the others a public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::RS384 => "RS384",
+            JwtAlgorithm::RS512 => "RS512",
+            JwtAlgorithm::PS256 => "PS256",
+            JwtAlgorithm::PS384 => "PS384",
+            JwtAlgorithm::PS512 => "PS512",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::ES384 => "ES384",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub const ALL: [JwtAlgorithm; 12] = [
+        JwtAlgorithm::HS256,
+        JwtAlgorithm::HS384,
+        JwtAlgorithm::HS512,
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::RS384,
+        JwtAlgorithm::RS512,
+        JwtAlgorithm::PS256,
+        JwtAlgorithm::PS384,
+        JwtAlgorithm::PS512,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::ES384,
+        JwtAlgorithm::EdDSA,
+    ];
+}
+
+/// Operator tokens: verified like session tokens, but for another audience, and carrying roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OperatorIdentity {
+    /// The `aud` an operator token must carry; must differ from the session `audience`.
+    #[schemars(length(min = 1, max = 512))]
+    pub audience: String,
+    /// Claim holding the operator's roles (a string or an array of strings; dotted paths allowed).
+    /// Default `roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[!-~]+$"))]
+    pub roles_claim: Option<String>,
+}
+
+impl OperatorIdentity {
+    pub const DEFAULT_ROLES_CLAIM: &'static str = "roles";
+
+    pub fn roles_claim(&self) -> &str {
+        self.roles_claim.as_deref().unwrap_or(Self::DEFAULT_ROLES_CLAIM)
+    }
+}
+
+/// Limits on tool calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RateLimits {
+    /// One bucket per tenant, shared by all its sessions and capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_tenant: Option<TokenBucket>,
+}
+
+/// A token bucket: up to `capacity` calls at once, refilled at `refill_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenBucket {
+    #[schemars(range(min = 1, max = 1000000))]
+    pub capacity: u32,
+    #[schemars(range(min = 0.001, max = 1000000))]
+    pub refill_per_second: f64,
 }

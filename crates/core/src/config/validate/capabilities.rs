@@ -138,6 +138,9 @@ impl Validator {
             "single_tenant_dev_ack must be true or false",
         );
         let ack = self.field(obj, path, ack, Value::as_bool).unwrap_or(false);
+        if let Some(limit) = obj.get("rate_limit") {
+            self.token_bucket(limit, &path.key("rate_limit"));
+        }
         let target = self.target(obj, path, ack);
         let args = self.args(obj, path);
         let lookup_arg = self.lookup(obj, path, args.as_ref());
@@ -221,12 +224,12 @@ impl Validator {
         };
         let path = &cap_path.key("target");
         self.known_keys(obj, TARGET_KEYS, path, "a target");
-        for key in ["schema", "table", "primary_key", "tenant_key"] {
+        for key in ["schema", "table", "primary_key", "tenant_key", "principal_key"] {
             let message = format!(
                 "target.{key} must be an SQL identifier matching ^[A-Za-z_][A-Za-z0-9_]*$ (at most 63 characters)"
             );
             // A target without tenant_key must say single_tenant_dev, which is checked below.
-            let field = if key == "tenant_key" {
+            let field = if key == "tenant_key" || key == "principal_key" {
                 Field::optional(key, "INVALID_TARGET_IDENTIFIER", &message)
             } else {
                 Field::required(key, "INVALID_TARGET_IDENTIFIER", &message)
@@ -235,6 +238,7 @@ impl Validator {
             match key {
                 "primary_key" => info.primary_key = identifier,
                 "tenant_key" => info.tenant_key = identifier,
+                "principal_key" => info.principal_key = identifier,
                 _ => {}
             }
         }
@@ -274,6 +278,18 @@ impl Validator {
                 "TENANT_KEY_IS_PRIMARY_KEY",
                 &path.key("tenant_key"),
                 "tenant_key must be the tenant column, not the primary key",
+            );
+        }
+        if let Some(owner) = &info.principal_key
+            && [&info.primary_key, &info.tenant_key]
+                .into_iter()
+                .flatten()
+                .any(|k| eq_ci(k, owner))
+        {
+            self.error(
+                "PRINCIPAL_KEY_IS_KEY",
+                &path.key("principal_key"),
+                "principal_key must be the column holding the row's owner, not the primary key or the tenant key",
             );
         }
         info
@@ -481,6 +497,7 @@ impl Validator {
 pub(super) struct TargetInfo {
     pub(super) primary_key: Option<String>,
     pub(super) tenant_key: Option<String>,
+    pub(super) principal_key: Option<String>,
 }
 
 /// Why an enum member does not fit its argument, if it does not.

@@ -82,6 +82,8 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "cloud",
     "strict",
     "result_format",
+    "identity",
+    "rate_limits",
 ];
 pub(super) const STORAGE_KEYS: &[&str] = &["sqlite_path"];
 pub(super) const SOURCE_KEYS: &[&str] = &[
@@ -94,6 +96,24 @@ pub(super) const SOURCE_KEYS: &[&str] = &[
 ];
 pub(super) const SSL_KEYS: &[&str] = &["mode"];
 pub(super) const CONTEXT_KEYS: &[&str] = &["provider", "values"];
+pub(super) const IDENTITY_KEYS: &[&str] = &[
+    "issuer",
+    "audience",
+    "keys",
+    "algorithms",
+    "tenant_claim",
+    "principal_claim",
+    "max_token_age_seconds",
+    "clock_skew_seconds",
+    "jwks_refresh_min_seconds",
+    "authorization_servers",
+    "resource",
+    "operator",
+];
+pub(super) const IDENTITY_KEY_SOURCE_KEYS: &[&str] = &["jwks_url", "jwks_file", "hmac_secret_env"];
+pub(super) const OPERATOR_KEYS: &[&str] = &["audience", "roles_claim"];
+pub(super) const RATE_LIMITS_KEYS: &[&str] = &["per_tenant"];
+pub(super) const TOKEN_BUCKET_KEYS: &[&str] = &["capacity", "refill_per_second"];
 pub(super) const CONTEXT_VALUE_KEYS: &[&str] = &["tenant_id", "principal", "tenant_id_env", "principal_env"];
 pub(super) const EXECUTOR_KEYS_ANY: &[&str] = &[
     "type",
@@ -144,6 +164,7 @@ pub(super) const CAPABILITY_KEYS: &[&str] = &[
     "conflict_guard",
     "approval",
     "single_tenant_dev_ack",
+    "rate_limit",
 ];
 /// Fields only a proposal capability may carry.
 pub(super) const WRITE_FIELDS: &[&str] = &[
@@ -155,7 +176,14 @@ pub(super) const WRITE_FIELDS: &[&str] = &[
     "executor",
     "approval",
 ];
-pub(super) const TARGET_KEYS: &[&str] = &["schema", "table", "primary_key", "tenant_key", "single_tenant_dev"];
+pub(super) const TARGET_KEYS: &[&str] = &[
+    "schema",
+    "table",
+    "primary_key",
+    "tenant_key",
+    "single_tenant_dev",
+    "principal_key",
+];
 pub(super) const ARG_KEYS: &[&str] = &[
     "type",
     "description",
@@ -214,6 +242,25 @@ pub const ALL_CODES: &[(&str, Severity)] = &[
     ("CONTEXT_LITERAL_NOT_STATIC_DEV", Severity::Error),
     ("CONTEXTS_NOT_OBJECT", Severity::Error),
     ("INVALID_CONTEXT_NAME", Severity::Error),
+    ("IDENTITY_REQUIRED", Severity::Error),
+    ("CONTEXT_VALUES_NOT_USED", Severity::Error),
+    ("INVALID_IDENTITY", Severity::Error),
+    ("INVALID_IDENTITY_ISSUER", Severity::Error),
+    ("INVALID_IDENTITY_AUDIENCE", Severity::Error),
+    ("INVALID_IDENTITY_KEYS", Severity::Error),
+    ("INVALID_JWKS_URL", Severity::Error),
+    ("INVALID_JWKS_FILE", Severity::Error),
+    ("INVALID_HMAC_SECRET_ENV", Severity::Error),
+    ("INVALID_JWT_ALGORITHM", Severity::Error),
+    ("JWT_ALGORITHM_NONE", Severity::Error),
+    ("JWT_ALGORITHM_KEY_MISMATCH", Severity::Error),
+    ("INVALID_CLAIM_PATH", Severity::Error),
+    ("INVALID_IDENTITY_LIMIT", Severity::Error),
+    ("INVALID_AUTHORIZATION_SERVER", Severity::Error),
+    ("INVALID_IDENTITY_RESOURCE", Severity::Error),
+    ("INVALID_OPERATOR_IDENTITY", Severity::Error),
+    ("OPERATOR_AUDIENCE_REUSED", Severity::Error),
+    ("INVALID_RATE_LIMIT", Severity::Error),
     ("EXECUTORS_NOT_OBJECT", Severity::Error),
     ("INVALID_EXECUTOR_NAME", Severity::Error),
     ("EXECUTOR_NOT_OBJECT", Severity::Error),
@@ -245,6 +292,7 @@ pub const ALL_CODES: &[(&str, Severity)] = &[
     ("INVALID_TARGET_IDENTIFIER", Severity::Error),
     ("TENANT_GUARD_REQUIRED", Severity::Error),
     ("TENANT_KEY_IS_PRIMARY_KEY", Severity::Error),
+    ("PRINCIPAL_KEY_IS_KEY", Severity::Error),
     ("INVALID_SINGLE_TENANT_DEV", Severity::Error),
     ("SINGLE_TENANT_DEV_CONFLICT", Severity::Error),
     ("SINGLE_TENANT_DEV_EXCEPTION", Severity::Warning),
@@ -313,7 +361,7 @@ pub const ALL_CODES: &[(&str, Severity)] = &[
     ("INVALID_APPROVAL_MODE", Severity::Error),
     ("APPROVAL_POLICY_NOT_AUTOMATIC", Severity::Warning),
     ("INVALID_REQUIRED_ROLE", Severity::Error),
-    ("APPROVAL_ROLE_NOT_ENFORCED_LOCALLY", Severity::Warning),
+    ("APPROVAL_ROLE_NEEDS_OPERATOR_IDENTITY", Severity::Warning),
     ("INVALID_REQUIRED_APPROVALS", Severity::Error),
     ("READ_ONLY_SOURCE_DIRECT_WRITEBACK", Severity::Error),
     ("WRITEBACK_DISABLED", Severity::Warning),
@@ -339,6 +387,7 @@ pub const IDENTIFIER_CODES: &[&str] = &[
     "READ_URL_ENV_REQUIRED",
     "INVALID_WRITE_URL_ENV",
     "INVALID_CONTEXT_ENV",
+    "INVALID_HMAC_SECRET_ENV",
     "HANDLER_URL_ENV_REQUIRED",
     "EXECUTOR_TOKEN_ENV_REQUIRED",
     "HANDLER_SIGNING_SECRET_ENV_INVALID",

@@ -6,6 +6,13 @@ use super::codes::{CONTEXT_KEYS, CONTEXT_VALUE_KEYS};
 use super::{Field, Path, Validator, env_name, non_empty_str, type_name};
 use crate::ident::is_context_name;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Environment,
+    StaticDev,
+    Jwt,
+}
+
 impl Validator {
     pub(super) fn trusted_context(&mut self, v: &Value, path: &Path) {
         let Some(obj) = v.as_object() else {
@@ -22,35 +29,55 @@ impl Validator {
         self.known_keys(obj, CONTEXT_KEYS, path, "a trusted context");
 
         let pp = path.key("provider");
-        // Some(true): literals allowed (static_dev); Some(false): not; None: unknown provider.
         // Providers this runner knows of but does not support get their own code.
         let provider = obj.get("provider").and_then(Value::as_str);
-        let literals_allowed = if matches!(provider, Some("http_claims" | "cloud_session")) {
+        let provider = if provider == Some("cloud_session") {
             self.error(
                 "TRUSTED_CONTEXT_UNSUPPORTED",
                 &pp,
-                "this provider is not supported by this runner; use environment (or static_dev for local development)",
+                "cloud_session is not supported by this runner; use environment, jwt (per-session claims over Streamable HTTP) or static_dev for local development",
             );
             None
         } else {
             let provider = Field::required(
                 "provider",
                 "INVALID_CONTEXT_PROVIDER",
-                "provider must be environment or static_dev",
+                "provider must be environment, jwt (alias http_claims) or static_dev",
             );
             self.field(obj, path, provider, |v| match v.as_str()? {
-                "environment" => Some(false),
-                "static_dev" => Some(true),
+                "environment" => Some(Provider::Environment),
+                "static_dev" => Some(Provider::StaticDev),
+                "jwt" | "http_claims" => Some(Provider::Jwt),
                 _ => None,
             })
         };
-        if literals_allowed == Some(true) {
-            self.warn(
+        match provider {
+            Some(Provider::StaticDev) => self.warn(
                 "STATIC_DEV_CONTEXT",
                 &pp,
                 "static_dev takes tenant and principal from the config and is for local development only; use environment in production",
-            );
+            ),
+            Some(Provider::Jwt) => {
+                if !self.identity_info.present {
+                    self.error(
+                        "IDENTITY_REQUIRED",
+                        &pp,
+                        "a jwt context reads tenant and principal from verified tokens; add an identity section saying how tokens are verified (issuer, audience, keys, algorithms, tenant_claim)",
+                    );
+                }
+                if obj.get("values").is_some() {
+                    self.error(
+                        "CONTEXT_VALUES_NOT_USED",
+                        &path.key("values"),
+                        "a jwt context takes tenant and principal from the claims named by identity.tenant_claim and identity.principal_claim; remove values",
+                    );
+                    return;
+                }
+            }
+            Some(Provider::Environment) | None => {}
         }
+        // Some(true): literals allowed (static_dev); Some(false): not; None: unknown provider.
+        let literals_allowed = provider.map(|p| p == Provider::StaticDev);
 
         let Some(values) = obj.get("values") else { return };
         let vp = path.key("values");
@@ -132,7 +159,7 @@ mod tests {
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert!(r.has("STATIC_DEV_CONTEXT", "$.contexts[\"local.operator\"].provider"));
         doc["capabilities"][1]["context"] = json!("other");
-        doc["contexts"]["x"] = json!({"provider": "http_claims"});
+        doc["contexts"]["x"] = json!({"provider": "cloud_session"});
         let r = validate_value(&doc);
         assert!(r.has("UNKNOWN_CONTEXT", "$.capabilities[1].context"));
         assert!(r.has("TRUSTED_CONTEXT_UNSUPPORTED", "$.contexts.x.provider"));

@@ -24,6 +24,7 @@ mod capabilities;
 mod codes;
 mod contexts;
 mod executors;
+mod identity;
 mod proposals;
 mod sources;
 
@@ -355,6 +356,7 @@ struct Validator {
     sources_ok: bool,
     contexts: HashSet<String>,
     executors: HashMap<String, Option<ExecType>>,
+    identity_info: identity::IdentityInfo,
 }
 
 /// One field of an object as [`Validator::field`] checks it: its key, the code reported when it
@@ -410,6 +412,7 @@ impl Validator {
             sources_ok: false,
             contexts: HashSet::new(),
             executors: HashMap::new(),
+            identity_info: identity::IdentityInfo::default(),
         }
     }
 
@@ -609,6 +612,14 @@ impl Validator {
         }
 
         self.sources(obj.get("sources"), &root.key("sources"));
+
+        // Before the contexts and capabilities, which ask whether tokens can be verified.
+        if let Some(identity) = obj.get("identity") {
+            self.identity(identity, &root.key("identity"));
+        }
+        if let Some(limits) = obj.get("rate_limits") {
+            self.rate_limits(limits, &root.key("rate_limits"));
+        }
 
         if let Some(tc) = obj.get("trusted_context") {
             self.trusted_context(tc, &root.key("trusted_context"));
@@ -938,7 +949,7 @@ mod tests {
         assert!(r.has("MAX_ROWS_UNSUPPORTED", "$.capabilities[1].max_rows"));
         assert!(r.has("APPROVAL_POLICY_NOT_AUTOMATIC", "$.capabilities[1].approval.mode"));
         assert!(r.has(
-            "APPROVAL_ROLE_NOT_ENFORCED_LOCALLY",
+            "APPROVAL_ROLE_NEEDS_OPERATOR_IDENTITY",
             "$.capabilities[1].approval.required_role"
         ));
         assert!(r.has(

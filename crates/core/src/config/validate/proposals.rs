@@ -263,16 +263,21 @@ impl Validator {
                 );
                 continue;
             }
-            let is_pk = ctx.target.primary_key.as_deref().is_some_and(|pk| eq_ci(pk, col));
-            let is_tenant = ctx.target.tenant_key.as_deref().is_some_and(|tk| eq_ci(tk, col));
-            if is_pk || is_tenant {
+            let is = |key: &Option<String>| key.as_deref().is_some_and(|k| eq_ci(k, col));
+            let key = if is(&ctx.target.primary_key) {
+                Some("primary key")
+            } else if is(&ctx.target.tenant_key) {
+                Some("tenant key")
+            } else if is(&ctx.target.principal_key) {
+                Some("principal key")
+            } else {
+                None
+            };
+            if let Some(key) = key {
                 self.error(
                     "ALLOWED_COLUMN_IS_KEY",
                     &p,
-                    format!(
-                        "the {} column can never be changed by a proposal; remove it from allowed_columns",
-                        if is_pk { "primary key" } else { "tenant key" }
-                    ),
+                    format!("the {key} column can never be changed by a proposal; remove it from allowed_columns"),
                 );
             }
             out.push(col.to_owned());
@@ -538,11 +543,11 @@ impl Validator {
             "INVALID_REQUIRED_ROLE",
             "required_role must be a non-empty role name",
         );
-        if self.field(obj, path, role, non_empty_str).is_some() {
+        if self.field(obj, path, role, non_empty_str).is_some() && !self.identity_info.operator {
             self.warn(
-                "APPROVAL_ROLE_NOT_ENFORCED_LOCALLY",
+                "APPROVAL_ROLE_NEEDS_OPERATOR_IDENTITY",
                 &path.key("required_role"),
-                "required_role is enforced in Kubernetes mode only (the approver must be in this Kubernetes group); local CLI approvals do not check it",
+                "local approve, reject and apply of this capability need a verified operator token carrying this role, and identity.operator is not configured, so they are refused; Kubernetes mode checks the role at admission",
             );
         }
         let approvals_message = format!("required_approvals must be a whole number from 1 to {MAX_REQUIRED_APPROVALS}");
