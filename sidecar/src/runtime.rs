@@ -227,12 +227,14 @@ impl Runtime {
             spec: &cap.read,
             id: lookup,
             tenant: Some(ctx.tenant_id.as_str()),
+            principal: Some(ctx.principal.as_str()),
         };
         let fingerprint = digest_value(&json!({
             "source": cap.source,
             "target": cap.target_name(),
             "columns": cap.read.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "tenant_bound": cap.read.tenant_key.is_some(),
+            "principal_bound": cap.read.principal_key.is_some(),
         }));
         let started = Instant::now();
         let result = source.read_scoped(&read).await;
@@ -253,9 +255,9 @@ impl Runtime {
             created_at: now.clone(),
         };
         // Engines compare loosely (case-insensitive collations, numeric coercion); the row must
-        // carry exactly the trusted tenant, or it is treated as absent.
+        // carry exactly the trusted tenant (and principal), or it is treated as absent.
         let row = match result {
-            Ok(Some(row)) if row_in_tenant(cap, &row, &ctx) => row,
+            Ok(Some(row)) if row_in_scope(cap, &row, &ctx) => row,
             Ok(_) => {
                 audit.outcome = ToolCode::RowNotFound.as_str().into();
                 self.audit_only(audit).await?;
@@ -291,8 +293,10 @@ impl Runtime {
                 "table": cap.target_name(),
                 "primary_key": {"column": cap.read.primary_key.as_str(), "value": row.get(cap.read.primary_key.as_str())},
                 "tenant": cap.read.tenant_key.as_ref().map(|t| json!({"column": t.as_str(), "value": ctx.tenant_id})),
+                "principal": cap.read.principal_key.as_ref().map(|p| json!({"column": p.as_str(), "value": ctx.principal})),
                 "visible_row": visible,
                 "binding_provenance": ctx.provenance.as_str(),
+                "identity": ctx.identity,
             })],
             created_at: now.clone(),
         };
@@ -383,15 +387,18 @@ impl Runtime {
     }
 }
 
-fn row_in_tenant(cap: &Capability, row: &Map<String, Value>, ctx: &TrustedContext) -> bool {
-    match &cap.read.tenant_key {
+/// The row carries exactly the trusted tenant, and the trusted principal when the capability
+/// is scoped to it.
+fn row_in_scope(cap: &Capability, row: &Map<String, Value>, ctx: &TrustedContext) -> bool {
+    let holds = |key: &Option<synapsor_core::ident::SafeIdent>, expected: &str| match key {
         None => true,
-        Some(tk) => match row.get(tk.as_str()) {
-            Some(Value::String(s)) => *s == ctx.tenant_id,
-            Some(Value::Number(n)) => n.to_string() == ctx.tenant_id,
+        Some(k) => match row.get(k.as_str()) {
+            Some(Value::String(s)) => s == expected,
+            Some(Value::Number(n)) => n.to_string() == expected,
             _ => false,
         },
-    }
+    };
+    holds(&cap.read.tenant_key, &ctx.tenant_id) && holds(&cap.read.principal_key, &ctx.principal)
 }
 
 fn store_error(e: LedgerError) -> ToolError {

@@ -59,7 +59,7 @@ pub struct VerifiedIdentity {
     pub subject: String,
     /// The token's `jti`, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
+    pub jti: Option<String>,
 }
 
 /// A caller whose bearer token was verified: the tenant and principal its claims name.
@@ -717,7 +717,7 @@ mod tests {
             identity: VerifiedIdentity {
                 issuer: "https://idp".into(),
                 subject: "u-7".into(),
-                token_id: Some("t1".into()),
+                jti: Some("t1".into()),
             },
             expires_at: 0,
         }));
@@ -730,7 +730,7 @@ mod tests {
         let ctx = resolve_context(&c.context, &env, &caller).unwrap();
         assert_eq!((ctx.tenant_id.as_str(), ctx.principal.as_str()), ("globex", "u-7"));
         assert_eq!(ctx.provenance, Provenance::Jwt);
-        assert_eq!(ctx.identity.unwrap().token_id.as_deref(), Some("t1"));
+        assert_eq!(ctx.identity.unwrap().jti.as_deref(), Some("t1"));
         // And a jwt context never falls back to the environment.
         assert_eq!(
             resolve_context(&c.context, &env, &Caller::Process).unwrap_err().code,

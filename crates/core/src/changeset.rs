@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::capability::{BuiltPatch, Capability, TrustedContext};
+use crate::capability::{BuiltPatch, Capability, TrustedContext, VerifiedIdentity};
 use crate::config::{Engine, Mode};
 use crate::digest::{canonical_numbers, digest_value};
 
@@ -37,6 +37,11 @@ pub struct ChangeSet {
     pub created_at: String,
     /// `sha256:<hex>` of [`ChangeSet::digest_input`].
     pub digest: String,
+    /// The verified token identity of the caller that proposed it (issuer, subject, token id),
+    /// for `jwt` contexts. A record of who asked, outside the digest: the same change asked for
+    /// again with a fresh token is the same proposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<VerifiedIdentity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +76,10 @@ pub struct ColumnValue {
 pub struct Guards {
     /// `None` only for `single_tenant_dev` targets.
     pub tenant: Option<ColumnValue>,
+    /// The row owner's column and the trusted principal, when the capability has a
+    /// `principal_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<ColumnValue>,
     pub allowed_columns: Vec<String>,
     pub expected_version: ColumnValue,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -128,6 +137,15 @@ impl ChangeSet {
                 .cloned()
                 .unwrap_or_else(|| Value::String(input.context.tenant_id.clone())),
         });
+        let principal = cap.read.principal_key.as_ref().map(|k| ColumnValue {
+            column: k.as_str().to_owned(),
+            value: input
+                .built
+                .before
+                .get(k.as_str())
+                .cloned()
+                .unwrap_or_else(|| Value::String(input.context.principal.clone())),
+        });
         let mut cs = ChangeSet {
             schema_version: CHANGE_SET_SCHEMA.into(),
             proposal_id: input.proposal_id,
@@ -162,6 +180,7 @@ impl ChangeSet {
             after: input.built.after,
             guards: Guards {
                 tenant,
+                principal,
                 allowed_columns: cap.allowed_columns.clone(),
                 expected_version: ColumnValue {
                     column: input.built.expected_version.0,
@@ -188,6 +207,7 @@ impl ChangeSet {
             evidence: input.evidence,
             created_at: input.created_at,
             digest: String::new(),
+            identity: input.context.identity.clone(),
         };
         cs.canonicalize_numbers();
         cs.digest = cs.compute_digest();
@@ -209,8 +229,11 @@ impl ChangeSet {
         }
         canonical_numbers(&mut self.source.primary_key.value);
         canonical_numbers(&mut self.guards.expected_version.value);
-        if let Some(t) = &mut self.guards.tenant {
-            canonical_numbers(&mut t.value);
+        for g in [&mut self.guards.tenant, &mut self.guards.principal]
+            .into_iter()
+            .flatten()
+        {
+            canonical_numbers(&mut g.value);
         }
     }
 

@@ -23,6 +23,11 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now_rfc3339(&self) -> String {
         crate::time::format_rfc3339_ms(self.now_ms())
     }
+
+    /// Whole Unix seconds, as JWT claims count time (0 before the epoch).
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.now_ms() / 1000).unwrap_or(0)
+    }
 }
 
 /// The system's wall clock.

@@ -51,7 +51,7 @@ pub fn is_secret_key(key: &str) -> bool {
 }
 
 /// True when a string value looks like a credential: a database URL with credentials, a bearer
-/// token or a PEM private key.
+/// token, a JWT or a PEM private key.
 pub fn is_secret_value(s: &str) -> bool {
     s.contains("://")
         && ["postgres://", "postgresql://", "mysql://", "mariadb://"]
@@ -59,6 +59,17 @@ pub fn is_secret_value(s: &str) -> bool {
             .any(|p| contains_ignore_ascii_case(s, p))
         || s.len() > 20 && contains_ignore_ascii_case(s, "bearer ")
         || s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----")
+        || looks_like_jwt(s)
+}
+
+/// A compact JWS: a base64url JSON header (`eyJ`...), then a payload and a signature segment.
+fn looks_like_jwt(s: &str) -> bool {
+    let mut parts = s.trim().split('.');
+    let (Some(h), Some(p), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let b64 = |x: &str| x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    h.starts_with("eyJ") && h.len() >= 10 && p.len() >= 10 && b64(h) && b64(p)
 }
 
 fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
@@ -156,6 +167,12 @@ mod tests {
         assert!(!is_secret_value("https://example.com/invoices/1"));
         assert!(!is_secret_value("INV-3001"));
         assert!(!is_secret_value(""));
+        // A JWT, wherever it is: the ledger records who a token named, never the token.
+        assert!(is_secret_value(
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.c2lnbmF0dXJlLWJ5dGVz"
+        ));
+        assert!(!is_secret_value("eyJhbGciOi.not a jwt.x"));
+        assert!(!is_secret_value("v1.2.3"));
         assert_eq!(
             find_secret(&json!({"row": {"note": "mysql://root:x@db"}})).as_deref(),
             Some("$.row.note")

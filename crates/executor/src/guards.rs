@@ -52,6 +52,8 @@ pub struct Plan {
     pub primary_key_value: Value,
     /// Tenant column and the tenant value (exact). `None` only for single-tenant dev targets.
     pub tenant: Option<(SafeIdent, Value)>,
+    /// Owner column and the proposing principal (exact), for capabilities with a `principal_key`.
+    pub principal: Option<(SafeIdent, Value)>,
     /// Columns read (as JSON) under the lock.
     pub read_columns: Vec<SafeIdent>,
     /// Columns and values written, in change-set order.
@@ -60,6 +62,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The columns the locked row is found by besides the primary key, with their values: the
+    /// tenant, then the principal.
+    pub fn scope(&self) -> impl Iterator<Item = (&SafeIdent, &Value)> {
+        [&self.tenant, &self.principal]
+            .into_iter()
+            .flatten()
+            .map(|(c, v)| (c, v))
+    }
+
     pub fn version_column(&self) -> Option<&SafeIdent> {
         match &self.version {
             VersionGuard::Column { column, .. } => Some(column),
@@ -99,6 +110,7 @@ pub fn plan(cs: &ChangeSet, cap: &Capability) -> Result<Plan, Refusal> {
     }
     check_capability_matches(cs, cap)?;
     check_tenant_guard(cs, cap)?;
+    check_principal_guard(cs, cap)?;
     check_patch_policy(cs, cap)?;
     if cs.proposal_id.len() > MAX_KEY_LEN - 18 || cs.proposal_id.trim().is_empty() {
         return Err(Refusal::new(
@@ -174,6 +186,10 @@ pub fn plan(cs: &ChangeSet, cap: &Capability) -> Result<Plan, Refusal> {
             Some(t) => Some((ident(&t.column)?, t.value.clone())),
             None => None,
         },
+        principal: match &cs.guards.principal {
+            Some(p) => Some((ident(&p.column)?, p.value.clone())),
+            None => None,
+        },
         read_columns,
         patch,
         version,
@@ -220,6 +236,10 @@ pub fn check_capability_matches(cs: &ChangeSet, cap: &Capability) -> Result<(), 
     if cap.read.tenant_key.as_ref().map(SafeIdent::as_str) != cs_tenant {
         return changed("the tenant key");
     }
+    let cs_principal = cs.guards.principal.as_ref().map(|p| p.column.as_str());
+    if cap.read.principal_key.as_ref().map(SafeIdent::as_str) != cs_principal {
+        return changed("the principal key");
+    }
     if cap.executor != cs.writeback.executor {
         return changed("the executor");
     }
@@ -252,6 +272,28 @@ pub fn check_tenant_guard(cs: &ChangeSet, cap: &Capability) -> Result<(), Refusa
     }
 }
 
+/// The principal guard, when there is one, names the reviewed owner column and exactly the
+/// proposal's trusted principal.
+pub fn check_principal_guard(cs: &ChangeSet, cap: &Capability) -> Result<(), Refusal> {
+    match (&cs.guards.principal, &cap.read.principal_key) {
+        (None, None) => Ok(()),
+        (Some(p), Some(key)) if p.column == key.as_str() => {
+            if scalar_text(&p.value).as_deref() == Some(cs.principal.id.as_str()) {
+                Ok(())
+            } else {
+                Err(Refusal::new(
+                    WritebackCode::TenantGuardMismatch,
+                    "the principal guard does not name the proposal's trusted principal",
+                ))
+            }
+        }
+        _ => Err(Refusal::new(
+            WritebackCode::TenantGuardMismatch,
+            "the principal guard does not name the reviewed principal column",
+        )),
+    }
+}
+
 fn number_of(v: &Value) -> Option<f64> {
     v.as_f64().filter(|f| f.is_finite())
 }
@@ -266,11 +308,13 @@ pub fn check_patch_policy(cs: &ChangeSet, cap: &Capability) -> Result<(), Refusa
     let protected: Vec<&str> = [
         Some(cap.read.primary_key.as_str()),
         cap.read.tenant_key.as_ref().map(SafeIdent::as_str),
+        cap.read.principal_key.as_ref().map(SafeIdent::as_str),
     ]
     .into_iter()
     .flatten()
     .chain([cs.source.primary_key.column.as_str()])
     .chain(cs.guards.tenant.as_ref().map(|t| t.column.as_str()))
+    .chain(cs.guards.principal.as_ref().map(|p| p.column.as_str()))
     .collect();
     for col in cs.patch.keys() {
         if protected.contains(&col.as_str()) {
@@ -387,8 +431,9 @@ pub fn check_transitions(cs: &ChangeSet, cap: &Capability, row: &Map<String, Val
     Ok(())
 }
 
-/// The locked row is the proposal's row in the proposal's tenant, compared exactly (MySQL's
-/// default collations compare `ACME` and `acme` as equal; this does not).
+/// The locked row is the proposal's row in the proposal's tenant (and owned by its principal,
+/// when scoped so), compared exactly (MySQL's default collations compare `ACME` and `acme` as
+/// equal; this does not).
 pub fn check_row_identity(plan: &Plan, row: &Map<String, Value>) -> Result<(), Refusal> {
     let not_found = || {
         Refusal::new(
@@ -400,7 +445,7 @@ pub fn check_row_identity(plan: &Plan, row: &Map<String, Value>) -> Result<(), R
     if normalize_version(pk) != normalize_version(&plan.primary_key_value) {
         return Err(not_found());
     }
-    if let Some((col, value)) = &plan.tenant {
+    for (col, value) in plan.scope() {
         let current = row.get(col.as_str()).and_then(scalar_text);
         if current.is_none() || current != scalar_text(value) {
             return Err(not_found());
@@ -590,7 +635,7 @@ mod tests {
     }
 
     fn row(status: &str) -> Map<String, Value> {
-        json!({"id": "INV-1", "tenant_id": "acme", "fee": 100, "status": status, "updated_at": "2026-06-23T09:00:00+00:00"})
+        json!({"id": "INV-1", "tenant_id": "acme", "owner": "agent", "fee": 100, "status": status, "updated_at": "2026-06-23T09:00:00+00:00"})
             .as_object()
             .unwrap()
             .clone()
@@ -629,6 +674,51 @@ mod tests {
         assert_eq!(p.patch.len(), 2);
         assert_eq!(p.version_column().unwrap().as_str(), "updated_at");
         assert!(p.read_columns.iter().any(|c| c.as_str() == "updated_at"));
+    }
+
+    #[test]
+    fn principal_scope_is_planned_and_checked() {
+        let target = json!({"target": {"schema": "public", "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id", "principal_key": "owner"}});
+        let cap = cap_with(target.clone());
+        let cs = change_set(&cap, 250.0);
+        assert_eq!(cs.guards.principal.as_ref().unwrap().value, json!("agent"));
+        let p = plan(&cs, &cap).unwrap();
+        let scope: Vec<_> = p.scope().map(|(c, v)| (c.as_str().to_owned(), v.clone())).collect();
+        assert_eq!(
+            scope,
+            [
+                ("tenant_id".to_owned(), json!("acme")),
+                ("owner".to_owned(), json!("agent"))
+            ]
+        );
+        // The locked row must still belong to the principal.
+        assert!(check_row_identity(&p, &row("open")).is_ok());
+        let mut other = row("open");
+        other.insert("owner".into(), json!("someone.else"));
+        assert_eq!(
+            check_row_identity(&p, &other).unwrap_err().code,
+            WritebackCode::RowNotFound
+        );
+        // A guard naming another principal, or a capability that dropped or moved the scope.
+        let mut forged = cs.clone();
+        forged.guards.principal.as_mut().unwrap().value = json!("someone.else");
+        assert_eq!(
+            plan(&forged, &cap).unwrap_err().code,
+            WritebackCode::TenantGuardMismatch
+        );
+        assert_eq!(
+            plan(&cs, &cap_with(json!({}))).unwrap_err().code,
+            WritebackCode::CapabilityChanged
+        );
+        let unscoped = change_set(&cap_with(json!({})), 250.0);
+        assert_eq!(
+            plan(&unscoped, &cap).unwrap_err().code,
+            WritebackCode::CapabilityChanged
+        );
+        // The owner column is never patched.
+        let mut cs2 = cs.clone();
+        cs2.patch.insert("owner".into(), json!("agent"));
+        assert_eq!(plan(&cs2, &cap).unwrap_err().code, WritebackCode::PatchColumnNotAllowed);
     }
 
     #[test]

@@ -91,6 +91,7 @@ impl H {
                 spec: &cap.read,
                 id,
                 tenant: Some("acme"),
+                principal: Some("agent.test"),
             })
             .await
             .unwrap()

@@ -319,7 +319,7 @@ impl Verifier {
             return Err(AuthError::TooOld);
         }
         let subject = claim_string(&claims, "sub")?;
-        let token_id = match claims.get("jti") {
+        let jti = match claims.get("jti") {
             None => None,
             Some(_) => Some(claim_string(&claims, "jti")?),
         };
@@ -327,7 +327,7 @@ impl Verifier {
             identity: VerifiedIdentity {
                 issuer: cfg.issuer.clone(),
                 subject,
-                token_id,
+                jti,
             },
             expires_at: exp,
             claims,

@@ -152,7 +152,7 @@ async fn rsa_ec_and_hmac_tokens_name_tenant_and_principal() {
         assert_eq!((c.tenant_id.as_str(), c.principal.as_str()), ("acme", "u-1"));
         assert_eq!(c.identity.issuer, ISSUER);
         assert_eq!(c.identity.subject, "u-1");
-        assert_eq!(c.identity.token_id.as_deref(), Some("t-acme-u-1"));
+        assert_eq!(c.identity.jti.as_deref(), Some("t-acme-u-1"));
         assert_eq!(c.expires_at, NOW + 300);
     }
     let h = hmac_verifier();

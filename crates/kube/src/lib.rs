@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use synapsor_core::ProposalState;
+use synapsor_core::capability::VerifiedIdentity;
 use synapsor_core::changeset::{self, ChangeSet};
 
 /// The API group of every Synapsor resource and the prefix of its annotations.
@@ -124,8 +125,21 @@ pub struct ProposalSpec {
 #[serde(rename_all = "camelCase")]
 pub struct PrincipalRef {
     pub id: String,
-    /// Where the runner took the principal from (`env`, `pod`, ...), never from the model.
+    /// Where the runner took the principal from (`environment`, `jwt`, ...), never from the model.
     pub source: String,
+    /// For a `jwt` context: the verified token's issuer, subject and token id. Never the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifiedIdentityRef>,
+}
+
+/// Who a verified token said the proposer was.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedIdentityRef {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -157,6 +171,9 @@ pub struct GuardsSpec {
     /// The tenant column and value the row must still have; absent only for single-tenant dev.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<ColumnValue>,
+    /// The owner column and the proposing principal, for capabilities with a `principal_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<ColumnValue>,
     pub allowed_columns: Vec<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     #[schemars(schema_with = "free_form_object")]
@@ -339,6 +356,11 @@ impl ProposalSpec {
             principal: PrincipalRef {
                 id: cs.principal.id.clone(),
                 source: cs.principal.source.clone(),
+                verified: cs.identity.as_ref().map(|i| VerifiedIdentityRef {
+                    issuer: i.issuer.clone(),
+                    subject: i.subject.clone(),
+                    jti: i.jti.clone(),
+                }),
             },
             target: Target {
                 source_id: cs.source.source_id.clone(),
@@ -355,6 +377,7 @@ impl ProposalSpec {
             expected_version: cv(&cs.guards.expected_version),
             guards: GuardsSpec {
                 tenant: cs.guards.tenant.as_ref().map(cv),
+                principal: cs.guards.principal.as_ref().map(cv),
                 allowed_columns: cs.guards.allowed_columns.clone(),
                 numeric_bounds: cs.guards.numeric_bounds.clone(),
                 transition_guards: cs.guards.transition_guards.clone(),
@@ -407,6 +430,7 @@ impl ProposalSpec {
             after: self.after.clone(),
             guards: changeset::Guards {
                 tenant: self.guards.tenant.as_ref().map(cv),
+                principal: self.guards.principal.as_ref().map(cv),
                 allowed_columns: self.guards.allowed_columns.clone(),
                 expected_version: cv(&self.expected_version),
                 numeric_bounds: self.guards.numeric_bounds.clone(),
@@ -425,6 +449,11 @@ impl ProposalSpec {
             },
             created_at: self.created_at.clone(),
             digest: self.digest.clone(),
+            identity: self.principal.verified.as_ref().map(|v| VerifiedIdentity {
+                issuer: v.issuer.clone(),
+                subject: v.subject.clone(),
+                jti: v.jti.clone(),
+            }),
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct ScopedRead<'a> {
     pub id: LookupValue,
     /// The trusted tenant; `None` only for single-tenant development targets.
     pub tenant: Option<&'a str>,
+    /// The trusted principal, bound when the spec has a `principal_key`.
+    pub principal: Option<&'a str>,
 }
 
 /// What a read found: no row, or exactly one (more than one is an error, `MULTI_ROW_BLOCKED`).

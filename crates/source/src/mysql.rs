@@ -93,6 +93,9 @@ impl SourceDb for MySqlSource {
             if let Some(tk) = &spec.tenant_key {
                 sql.push_str(&format!(" AND {} = ?", tk.quoted(Dialect::MySql)));
             }
+            if let Some(pk) = &spec.principal_key {
+                sql.push_str(&format!(" AND {} = ?", pk.quoted(Dialect::MySql)));
+            }
             sql.push_str(" LIMIT 2");
             let rows = self
                 .pool
@@ -105,6 +108,9 @@ impl SourceDb for MySqlSource {
                     };
                     if spec.tenant_key.is_some() {
                         q = q.bind(read.tenant.unwrap_or_default().to_owned());
+                    }
+                    if spec.principal_key.is_some() {
+                        q = q.bind(read.principal.unwrap_or_default().to_owned());
                     }
                     async move {
                         let rows = q.fetch_all(&mut conn).await;

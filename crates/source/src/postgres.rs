@@ -66,11 +66,15 @@ impl PgSource {
     }
 
     async fn plan(&self, spec: &ReadSpec) -> Result<Arc<str>, ToolError> {
+        // The statement depends on the columns read and on the keys of the WHERE clause.
         let key = format!(
-            "{}.{}:{}",
+            "{}.{}:{}:{}/{}/{}",
             spec.schema,
             spec.table,
-            spec.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+            spec.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+            spec.primary_key,
+            spec.tenant_key.as_ref().map_or("", |k| k.as_str()),
+            spec.principal_key.as_ref().map_or("", |k| k.as_str()),
         );
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(p);
@@ -111,11 +115,11 @@ impl PgSource {
             spec.primary_key.quoted(Dialect::Ansi),
             param(1, spec.primary_key.as_str())?,
         );
-        if let Some(tk) = &spec.tenant_key {
+        for (n, key) in (2..).zip([&spec.tenant_key, &spec.principal_key].into_iter().flatten()) {
             sql.push_str(&format!(
                 " AND {} = {}",
-                tk.quoted(Dialect::Ansi),
-                param(2, tk.as_str())?
+                key.quoted(Dialect::Ansi),
+                param(n, key.as_str())?
             ));
         }
         sql.push_str(" LIMIT 2) t");
@@ -146,6 +150,9 @@ impl SourceDb for PgSource {
                     let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.to_string())).bind(read.id.as_text());
                     if read.spec.tenant_key.is_some() {
                         q = q.bind(read.tenant.unwrap_or_default().to_owned());
+                    }
+                    if read.spec.principal_key.is_some() {
+                        q = q.bind(read.principal.unwrap_or_default().to_owned());
                     }
                     async move {
                         let rows = q.fetch_all(&mut conn).await;

@@ -152,8 +152,12 @@ impl SourceDb for SqliteSource {
                 LookupValue::Float(f) => SqlValue::Real(*f),
             }];
             if let Some(tk) = &spec.tenant_key {
-                sql.push_str(&format!(" AND {} = ?2", tk.quoted(Dialect::Ansi)));
+                sql.push_str(&format!(" AND {} = ?{}", tk.quoted(Dialect::Ansi), params.len() + 1));
                 params.push(SqlValue::Text(read.tenant.unwrap_or_default().to_owned()));
+            }
+            if let Some(pk) = &spec.principal_key {
+                sql.push_str(&format!(" AND {} = ?{}", pk.quoted(Dialect::Ansi), params.len() + 1));
+                params.push(SqlValue::Text(read.principal.unwrap_or_default().to_owned()));
             }
             sql.push_str(" LIMIT 2");
             let rows = self.read(sql, params).await?;

@@ -8,7 +8,8 @@ use super::common::{CliError, GlobalArgs, print_json, read_config_text};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check the config: every error and warning with its code and JSON path. Exit 1 when invalid.
+    /// Check the config: every error and warning with its code and JSON path, and which MCP
+    /// transports it can be served over. Exit 1 when invalid.
     Validate {
         /// Print a JSON report.
         #[arg(long)]
@@ -28,12 +29,15 @@ pub fn run(global: &GlobalArgs, c: ConfigCommand) -> Result<i32, CliError> {
         ConfigCommand::Validate { json } => {
             let path = &global.config;
             let text = read_config_text(path)?;
-            let report = match config::parse_config(&text) {
-                Ok((_, warnings)) => ValidationReport {
-                    errors: vec![],
-                    warnings,
-                },
-                Err(report) => report,
+            let (report, transports) = match config::parse_config(&text) {
+                Ok((cfg, warnings)) => (
+                    ValidationReport {
+                        errors: vec![],
+                        warnings,
+                    },
+                    Some(config::context_source(&cfg).transports()),
+                ),
+                Err(report) => (report, None),
             };
             let valid = report.errors.is_empty();
             if json {
@@ -42,6 +46,7 @@ pub fn run(global: &GlobalArgs, c: ConfigCommand) -> Result<i32, CliError> {
                     "config": path.display().to_string(),
                     "errors": report.errors,
                     "warnings": report.warnings,
+                    "transports": transports,
                 }));
             } else {
                 for i in &report.errors {
@@ -57,6 +62,9 @@ pub fn run(global: &GlobalArgs, c: ConfigCommand) -> Result<i32, CliError> {
                     report.errors.len(),
                     report.warnings.len()
                 );
+                if let Some(t) = transports {
+                    outln!("serves over: {t}");
+                }
             }
             Ok(if valid { 0 } else { 1 })
         }

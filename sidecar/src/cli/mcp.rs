@@ -3,15 +3,16 @@
 //! over the config's sources and the ledger, the store lease and the shutdown signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use synapsor_core::capability::{self, Caller, Capability};
-use synapsor_core::config::{CapabilityKind, ContextProvider, Mode, ResultFormat, RunnerConfig};
+use synapsor_core::config::{self, CapabilityKind, ContextProvider, ContextSource, Mode, ResultFormat, RunnerConfig};
 use synapsor_core::context::{Clock, Env, ProcessEnv, SystemClock};
 use synapsor_core::tools::AliasMode;
+use synapsor_identity::Verifier;
 use synapsor_ledger::{LeaseInfo, Ledger, LedgerStore, StoreLease};
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,7 @@ use crate::client_config::{ClientConfigOptions, ClientKind, ServerEnv, Transport
 use crate::ids::RandomIds;
 use crate::kube_store::{KubeProposals, ProposalPublisher};
 use crate::mcp::McpServer;
-use crate::mcp::http::{HttpOptions, serve};
+use crate::mcp::http::{HttpAuth, HttpOptions, serve};
 use crate::runtime::{Runtime, RuntimeDeps};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -366,8 +367,25 @@ fn shutdown_token() -> CancellationToken {
     token
 }
 
-/// Checks the HTTP options and resolves the token, before any port is bound.
-pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
+/// Refuses a config whose contexts do not fit the transport (see [`ContextSource`]).
+pub fn check_transport(cfg: &RunnerConfig, http: bool) -> Result<ContextSource, CliError> {
+    let source = config::context_source(cfg);
+    match (&source, http) {
+        (ContextSource::Mixed { .. }, _) => Err(CliError::new(
+            "CONTEXT_PROVIDER_TRANSPORT",
+            format!("this config cannot be served: {}", source.transports()),
+        )),
+        (ContextSource::Session, false) => Err(CliError::new(
+            "CONTEXT_PROVIDER_TRANSPORT",
+            "this config's capabilities take tenant and principal from verified session tokens (jwt contexts), which only Streamable HTTP carries: use `mcp serve-streamable-http`",
+        )),
+        _ => Ok(source),
+    }
+}
+
+/// Checks the HTTP options and resolves how requests authenticate, before any port is bound:
+/// verified per-session tokens for a config of `jwt` contexts, else the static token.
+pub fn http_options(http: &HttpArgs, cfg: &RunnerConfig, config_path: &Path) -> Result<HttpOptions, CliError> {
     let loopback = http.host.is_loopback();
     let token = ProcessEnv.var(&http.auth_token_env);
     let token_set = token.is_some();
@@ -386,7 +404,38 @@ pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
             ),
         ));
     }
-    let token = match token {
+    if check_transport(cfg, true)? == ContextSource::Session {
+        if http.dev_no_auth {
+            return Err(CliError::new(
+                "HTTP_DEV_NO_AUTH_WITH_JWT",
+                "--dev-no-auth cannot serve jwt contexts: each session's tenant comes from its verified token",
+            ));
+        }
+        let identity = cfg.identity.as_ref().ok_or_else(|| {
+            CliError::new(
+                "IDENTITY_REQUIRED",
+                "jwt contexts need an identity section in the config",
+            )
+        })?;
+        let base = config_path.parent().unwrap_or(Path::new("."));
+        let verifier =
+            Verifier::new(identity, &ProcessEnv, base).map_err(|e| CliError::new(e.code(), e.to_string()))?;
+        if token_set {
+            tracing::info!(
+                env = %http.auth_token_env,
+                "bearer tokens are verified per session; the static token is not accepted"
+            );
+        }
+        return Ok(HttpOptions {
+            bind: SocketAddr::new(http.host, http.port),
+            auth: HttpAuth::Verified(verifier),
+            allowed_hosts: http.allowed_hosts.clone(),
+            allowed_origins: http.allowed_origins.clone(),
+            max_sessions: http.max_sessions.max(1),
+            session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
+        });
+    }
+    let auth = match token {
         Some(t) if t.len() < 16 => {
             return Err(CliError::new(
                 "HTTP_AUTH_TOKEN_WEAK",
@@ -396,8 +445,8 @@ pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
                 ),
             ));
         }
-        Some(t) => Some(t),
-        None if http.dev_no_auth && loopback => None,
+        Some(t) => HttpAuth::Static(t),
+        None if http.dev_no_auth && loopback => HttpAuth::None,
         None if http.dev_no_auth => {
             return Err(CliError::new(
                 "HTTP_DEV_NO_AUTH_UNSAFE_HOST",
@@ -416,7 +465,7 @@ pub fn http_options(http: &HttpArgs) -> Result<HttpOptions, CliError> {
     };
     Ok(HttpOptions {
         bind: SocketAddr::new(http.host, http.port),
-        token,
+        auth,
         allowed_hosts: http.allowed_hosts.clone(),
         allowed_origins: http.allowed_origins.clone(),
         max_sessions: http.max_sessions.max(1),
@@ -432,16 +481,7 @@ pub async fn serve_http(
 ) -> Result<i32, CliError> {
     let _lease = lease(store, "streamable-http")?;
     let server = McpServer::new(runtime, args.alias_mode.into());
-    eprintln!(
-        "synapsor-runner: serving {} tool(s) over Streamable HTTP at http://{}/mcp{} (health: /healthz)",
-        server.tools().len(),
-        opts.bind,
-        if opts.token.is_none() {
-            " WITHOUT AUTH (--dev-no-auth)"
-        } else {
-            ""
-        }
-    );
+    // `serve` prints the bound address once it listens.
     serve(server, opts, shutdown_token())
         .await
         .map_err(|e| CliError::new("HTTP_SERVE_FAILED", e.to_string()))?;
@@ -452,6 +492,7 @@ pub async fn serve_http(
 pub async fn run(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> {
     match cmd {
         McpCommand::Serve(args) => {
+            check_transport(&load_config(&global.config)?.0, false)?;
             let (runtime, store) = build_runtime(global, &args, LedgerCalls::Inline).await?;
             let _lease = lease(&store, "stdio")?;
             let server = McpServer::new(runtime, args.alias_mode.into());
@@ -463,7 +504,7 @@ pub async fn run(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             Ok(0)
         }
         McpCommand::ServeStreamableHttp { serve, http } => {
-            let opts = http_options(&http)?;
+            let opts = http_options(&http, &load_config(&global.config)?.0, &global.config)?;
             let (runtime, store) = build_runtime(global, &serve, LedgerCalls::Pooled).await?;
             serve_http(runtime, &serve, opts, &store).await
         }

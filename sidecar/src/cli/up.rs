@@ -76,7 +76,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
         &mut checks,
     );
     let http = if args.serve {
-        Some(http_options(&args.http)?)
+        Some(http_options(&args.http, &cfg, &global.config)?)
     } else {
         None
     };

@@ -1,13 +1,22 @@
-//! Streamable HTTP transport: `POST/GET/DELETE /mcp` (rmcp) behind a bearer token, and
-//! `GET /healthz`.
+//! Streamable HTTP transport: `POST/GET/DELETE /mcp` (rmcp) behind a bearer token, `GET /healthz`
+//! and, with verified tokens, the protected-resource metadata of RFC 9728.
 //!
 //! Defences, in order: the bind address (loopback unless `--allow-remote`), the `Host` header
 //! against an allow-list (DNS rebinding: a browser page on another origin cannot reach a loopback
-//! server through a name it controls), `Origin` when a browser sends one, the bearer token
-//! compared in constant time, and a cap on open sessions (idle ones expire).
+//! server through a name it controls), `Origin` when a browser sends one, the bearer token, and a
+//! cap on open sessions (idle ones expire).
+//!
+//! The token is either one static shared secret (compared in constant time; the runner's
+//! process context serves every call) or, for `jwt` contexts, a JWT verified on every request
+//! ([`HttpAuth::Verified`]). A verified session is bound to the token that opened it: a request
+//! of that session with any other token is refused, and once the token expires the session can
+//! no longer call. The verified caller reaches the tool call through the request's extensions.
+//! Refusals are 401 with `WWW-Authenticate: Bearer` naming the metadata URL and, when a token was
+//! presented, `error="invalid_token"` and the reason's code; the token is never echoed.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,16 +29,30 @@ use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use synapsor_core::capability::{Caller, VerifiedCaller};
+use synapsor_core::context::{Clock, SystemClock};
+use synapsor_identity::{AuthError, Verifier};
 use tokio_util::sync::CancellationToken;
 
 use super::McpServer;
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
+pub enum HttpAuth {
+    /// No token (`--dev-no-auth`, loopback only).
+    None,
+    /// One shared token; calls run as the runner's process context.
+    Static(String),
+    /// Per-session JWTs, verified on every request; calls run as the token's tenant and principal.
+    Verified(Verifier),
+}
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub bind: SocketAddr,
-    /// `None` only with `--dev-no-auth` on loopback.
-    pub token: Option<String>,
+    pub auth: HttpAuth,
     /// Extra `Host` values accepted (service DNS names, pod IP) besides loopback names.
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted; requests without `Origin` (non-browser clients) are fine.
@@ -40,9 +63,23 @@ pub struct HttpOptions {
 
 #[derive(Debug)]
 struct Guard {
-    token: Option<Vec<u8>>,
+    auth: HttpAuth,
     sessions: Arc<LocalSessionManager>,
     max_sessions: usize,
+    /// Verified sessions: the digest of the token that opened each, and its caller.
+    bindings: Mutex<HashMap<String, Binding>>,
+    /// `identity.resource`, when configured.
+    resource: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    token_digest: [u8; 32],
+    caller: Arc<VerifiedCaller>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Compares in time independent of where the first difference is.
@@ -88,34 +125,167 @@ async fn host_guard(State(hosts): State<Arc<Vec<String>>>, mut req: Request<Body
     next.run(req).await
 }
 
-async fn guard(State(g): State<Arc<Guard>>, req: Request<Body>, next: Next) -> Response {
-    if let Some(expected) = &g.token {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::as_bytes);
-        if !presented.is_some_and(|p| constant_time_eq(p, expected)) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [
-                    (header::WWW_AUTHENTICATE, "Bearer"),
-                    (header::CONTENT_TYPE, "application/json"),
-                ],
-                json!({"ok": false, "error": "unauthorized"}).to_string(),
-            )
-                .into_response();
+fn bearer(req: &Request<Body>) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// The public URL of the MCP endpoint: `identity.resource`, else built from the request's
+/// (allow-listed) `Host`.
+fn resource_url(configured: Option<&str>, req_host: Option<&str>) -> String {
+    match configured {
+        Some(r) => r.to_owned(),
+        None => format!("http://{}/mcp", req_host.unwrap_or("localhost")),
+    }
+}
+
+/// RFC 9728 path insertion: the metadata of `https://h/mcp` is at
+/// `https://h/.well-known/oauth-protected-resource/mcp`.
+fn metadata_url(resource: &str) -> String {
+    let (scheme, rest) = resource.split_once("://").unwrap_or(("http", resource));
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    format!("{scheme}://{host}/.well-known/oauth-protected-resource{path}")
+}
+
+/// A 401 for a verified-token server: `WWW-Authenticate` names the metadata and, when a token
+/// was presented, the RFC 6750 error and our code. Quoted values never contain the token.
+fn unauthorized(resource: &str, err: &AuthError) -> Response {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", metadata_url(resource));
+    if let Some(e) = err.bearer_error() {
+        challenge.push_str(&format!(
+            ", error=\"{e}\", error_description=\"{}: {}\"",
+            err.code(),
+            err.to_string().replace('"', "'")
+        ));
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, challenge),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        json!({"ok": false, "error": "unauthorized", "code": err.code(), "message": err.to_string()}).to_string(),
+    )
+        .into_response()
+}
+
+async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) -> Response {
+    let session_id = req
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let opening = session_id.is_none() && req.method() == axum::http::Method::POST;
+    let mut opened_by: Option<Binding> = None;
+    match &g.auth {
+        HttpAuth::None => {}
+        HttpAuth::Static(expected) => {
+            if !bearer(&req).is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [
+                        (header::WWW_AUTHENTICATE, "Bearer"),
+                        (header::CONTENT_TYPE, "application/json"),
+                    ],
+                    json!({"ok": false, "error": "unauthorized"}).to_string(),
+                )
+                    .into_response();
+            }
+        }
+        HttpAuth::Verified(verifier) => {
+            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+            let resource = resource_url(g.resource.as_deref(), host);
+            let token = bearer(&req).unwrap_or("");
+            let caller = match verifier.session(token, SystemClock.now_secs()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!(code = e.code(), "bearer token refused");
+                    return unauthorized(&resource, &e);
+                }
+            };
+            let token_digest = digest(token);
+            let binding = match &session_id {
+                Some(id) => {
+                    let bound = g.bindings.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+                    match bound {
+                        // An unknown session: rmcp answers it (404), with no caller attached.
+                        None => None,
+                        Some(b) if constant_time_eq(&b.token_digest, &token_digest) => Some(b),
+                        Some(_) => {
+                            tracing::info!("a session was called with another token than the one that opened it");
+                            return (
+                                StatusCode::FORBIDDEN,
+                                [(header::CONTENT_TYPE, "application/json")],
+                                json!({
+                                    "ok": false,
+                                    "error": "forbidden",
+                                    "code": "SESSION_TOKEN_MISMATCH",
+                                    "message": "this session was opened with another token; open a new session with this one"
+                                })
+                                .to_string(),
+                            )
+                                .into_response();
+                        }
+                    }
+                }
+                None => {
+                    let b = Binding {
+                        token_digest,
+                        caller: Arc::new(caller),
+                    };
+                    opened_by = Some(b.clone());
+                    Some(b)
+                }
+            };
+            if let Some(b) = binding {
+                req.extensions_mut().insert(Caller::Verified(b.caller));
+            }
         }
     }
     // A request without a session id opens a session: refuse when the cap is reached.
-    if !req.headers().contains_key("mcp-session-id") && req.method() == axum::http::Method::POST {
+    if opening {
         let open = g.sessions.sessions.read().await.len();
         if open >= g.max_sessions {
             return json_error(StatusCode::SERVICE_UNAVAILABLE, "too_many_sessions");
         }
     }
-    next.run(req).await
+    let closing = req.method() == axum::http::Method::DELETE;
+    let response = next.run(req).await;
+    if let Some(binding) = opened_by
+        && let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+    {
+        // Forget sessions rmcp has closed or expired, then bind the new one.
+        let live: std::collections::HashSet<String> =
+            g.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
+        let mut bindings = g.bindings.lock().unwrap_or_else(|p| p.into_inner());
+        bindings.retain(|k, _| live.contains(k));
+        bindings.insert(id.to_owned(), binding);
+    }
+    if closing && let Some(id) = session_id {
+        g.bindings.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+    response
+}
+
+/// RFC 9728 protected-resource metadata; only servers that verify tokens have any.
+async fn protected_resource(metadata: Option<(Vec<String>, Option<String>)>, req: Request<Body>) -> Response {
+    let Some((servers, resource)) = metadata else {
+        return json_error(StatusCode::NOT_FOUND, "not_found");
+    };
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    axum::Json(json!({
+        "resource": resource_url(resource.as_deref(), host),
+        "authorization_servers": servers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Synapsor Runner MCP",
+    }))
+    .into_response()
 }
 
 /// True for addresses only this machine can reach.
@@ -145,10 +315,20 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     }
     let factory_server = server.clone();
     let service = StreamableHttpService::new(move || Ok(factory_server.clone()), sessions.clone(), config);
+    let resource = match &opts.auth {
+        HttpAuth::Verified(v) => v.config().resource.clone(),
+        _ => None,
+    };
+    let metadata = match &opts.auth {
+        HttpAuth::Verified(v) => Some((v.config().authorization_servers(), resource.clone())),
+        _ => None,
+    };
     let guard_state = Arc::new(Guard {
-        token: opts.token.as_ref().map(|t| t.as_bytes().to_vec()),
+        auth: opts.auth.clone(),
         sessions: sessions.clone(),
         max_sessions: opts.max_sessions,
+        bindings: Mutex::new(HashMap::new()),
+        resource,
     });
     let tools = server.tools().len();
     let mode = server.runtime().config().mode.as_str();
@@ -169,6 +349,17 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
                 }
             }),
         )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            axum::routing::get({
+                let metadata = metadata.clone();
+                move |req: Request<Body>| protected_resource(metadata.clone(), req)
+            }),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            axum::routing::get(move |req: Request<Body>| protected_resource(metadata.clone(), req)),
+        )
         .fallback(|| async { json_error(StatusCode::NOT_FOUND, "not_found") })
         .layer(middleware::from_fn_with_state(host_list, host_guard));
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
@@ -176,10 +367,10 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     eprintln!(
         "synapsor-runner: serving {tools} tool(s) over Streamable HTTP at http://{}/mcp{} (health: /healthz)",
         listener.local_addr()?,
-        if opts.token.is_none() {
-            " WITHOUT AUTH (--dev-no-auth)"
-        } else {
-            ""
+        match &opts.auth {
+            HttpAuth::None => " WITHOUT AUTH (--dev-no-auth)",
+            HttpAuth::Static(_) => "",
+            HttpAuth::Verified(_) => " (bearer tokens verified per session)",
         }
     );
     // Responses are small and streamed (SSE): without TCP_NODELAY, Nagle's algorithm and the

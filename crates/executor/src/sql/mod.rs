@@ -460,6 +460,10 @@ pub(crate) async fn run<T: WriteTxn>(mut tx: T, mut job: Job) -> Receipt {
             "single-tenant development target (no tenant column)",
         ),
     }
+    if let Some((col, value)) = &job.plan.principal {
+        job.receipt
+            .check("principal_guard", true, format!("{col} = {} (exact)", describe(value)));
+    }
 
     // (c) Expected version against the locked row.
     let current_version = match guards::check_version(&job.plan, &row)

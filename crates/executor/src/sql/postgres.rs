@@ -121,8 +121,8 @@ async fn prepare(conn: &mut PgConnection, plan: &Plan) -> Result<Statements, DbF
     let key_where = |first: usize, args: &mut Vec<Option<String>>| -> Result<String, DbFail> {
         let mut w = format!("{} = {}", q(&plan.primary_key), param(first, &plan.primary_key)?);
         args.push(Bind::from_json(&plan.primary_key_value).as_text());
-        if let Some((col, value)) = &plan.tenant {
-            w.push_str(&format!(" AND {} = {}", q(col), param(first + 1, col)?));
+        for (i, (col, value)) in plan.scope().enumerate() {
+            w.push_str(&format!(" AND {} = {}", q(col), param(first + 1 + i, col)?));
             args.push(Bind::from_json(value).as_text());
         }
         Ok(w)

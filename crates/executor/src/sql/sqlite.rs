@@ -124,7 +124,7 @@ fn build(plan: &Plan) -> Statements {
     let table = q(&plan.table);
     let mut key_args = vec![to_sql(Bind::from_json(&plan.primary_key_value))];
     let mut key_where = format!("{} = ?", q(&plan.primary_key));
-    if let Some((col, value)) = &plan.tenant {
+    for (col, value) in plan.scope() {
         key_where.push_str(&format!(" AND {} = ?", q(col)));
         key_args.push(to_sql(Bind::from_json(value)));
     }

@@ -67,6 +67,7 @@ pub fn change_set(id: &str, new_fee: i64) -> ChangeSet {
         patch: obj(json!({"late_fee_cents": new_fee})),
         after: obj(json!({"id": "INV-3001", "tenant_id": TENANT, "late_fee_cents": new_fee, "version": 3})),
         guards: Guards {
+            principal: None,
             tenant: Some(ColumnValue {
                 column: "tenant_id".into(),
                 value: json!(TENANT),
@@ -92,6 +93,7 @@ pub fn change_set(id: &str, new_fee: i64) -> ChangeSet {
         },
         created_at: ts(0),
         digest: String::new(),
+        identity: None,
     };
     cs.digest = cs.compute_digest();
     cs

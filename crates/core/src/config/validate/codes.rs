@@ -293,6 +293,7 @@ pub const ALL_CODES: &[(&str, Severity)] = &[
     ("TENANT_GUARD_REQUIRED", Severity::Error),
     ("TENANT_KEY_IS_PRIMARY_KEY", Severity::Error),
     ("PRINCIPAL_KEY_IS_KEY", Severity::Error),
+    ("PRINCIPAL_KEY_NEEDS_SQL_UPDATE", Severity::Error),
     ("INVALID_SINGLE_TENANT_DEV", Severity::Error),
     ("SINGLE_TENANT_DEV_CONFLICT", Severity::Error),
     ("SINGLE_TENANT_DEV_EXCEPTION", Severity::Warning),

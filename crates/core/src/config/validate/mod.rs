@@ -770,11 +770,11 @@ fn sort_dedup(issues: Vec<Issue>, order: &HashMap<String, usize>) -> Vec<ConfigI
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    pub(super) fn minimal() -> Value {
+    pub(crate) fn minimal() -> Value {
         json!({
             "version": 1,
             "mode": "review",

@@ -94,6 +94,15 @@ impl Validator {
                 None
             }
         };
+        // The handler request has no owner column yet: a handler could not check it.
+        if ctx.target.principal_key.is_some() && matches!(exec, Some(ExecType::HttpHandler | ExecType::CommandHandler))
+        {
+            self.error(
+                "PRINCIPAL_KEY_NEEDS_SQL_UPDATE",
+                &path.key("target").key("principal_key"),
+                "a principal-scoped proposal is applied with sql_update only: the handler request does not carry the owner column, so an app handler could not check it; remove principal_key or use sql_update",
+            );
+        }
         if self.mode == Some(ModeV::Review)
             && exec == Some(ExecType::SqlUpdate)
             && let Some(src) = source
