@@ -240,6 +240,80 @@ async fn lifecycle(db: WDb) {
 
 /// No receipts table: apply fails with the hint and writes nothing; an admin runs
 /// `db init-receipts`, and the retry applies.
+/// A capability scoped to its principal (`target.principal_key: owner`): a row owned by another
+/// principal of the same tenant cannot be proposed on, and a row whose owner changed after the
+/// proposal is not written.
+async fn principal_scope(db: WDb) {
+    let e = db.engine.as_str();
+    let scoped = json!({"schema": db.schema, "table": "invoices", "primary_key": "id", "tenant_key": "tenant_id", "principal_key": "owner"});
+    let s = Setup::new(
+        db,
+        json!({"capabilities": [{
+            "name": "billing.propose_own_fee", "kind": "proposal", "source": "main",
+            "description": "Propose a late fee on one of my invoices.", "target": scoped,
+            "args": {"invoice_id": {"type": "string", "max_length": 64}, "late_fee_cents": {"type": "number", "minimum": 0, "maximum": 100000}},
+            "lookup": {"id_from_arg": "invoice_id"},
+            "visible_columns": ["id", "late_fee_cents"],
+            "patch": {"late_fee_cents": {"from_arg": "late_fee_cents"}},
+            "allowed_columns": ["late_fee_cents"],
+            "conflict_guard": {"column": "updated_at"}
+        }]}),
+    );
+    let db = &s.db;
+    db.exec("UPDATE invoices SET owner = 'other.agent' WHERE id = 'INV-4'")
+        .await;
+
+    // Another principal's row of the same tenant looks like no row at all.
+    let (v, is_error) = s
+        .runtime
+        .call_envelope(
+            "billing.propose_own_fee",
+            &json!({"invoice_id": "INV-4", "late_fee_cents": 1}),
+            &Caller::Process,
+        )
+        .await;
+    assert!(is_error, "{e}: {v}");
+    assert_eq!(v["error"]["code"], "NOT_FOUND_IN_TENANT", "{e}: {v}");
+
+    // Its own row: proposed with the principal guard, applied where tenant and owner still hold.
+    let own = s
+        .propose(
+            "billing.propose_own_fee",
+            json!({"invoice_id": "INV-1", "late_fee_cents": 1200}),
+        )
+        .await;
+    let cs = s.proposal(&own).change_set;
+    assert_eq!(cs.guards.principal.as_ref().map(|p| p.column.as_str()), Some("owner"));
+    assert_eq!(
+        cs.guards.principal.as_ref().map(|p| p.value.clone()),
+        Some(json!("agent.test"))
+    );
+    s.approve(&own);
+    let (rc, v) = s.apply(&own, &[], true);
+    assert_eq!((rc, status(&v)), (0, "applied"), "{e}: {v}");
+    assert!(v["receipt"].to_string().contains("principal_guard"), "{e}: {v}");
+    assert_eq!(db.fee("INV-1").await, 1200);
+
+    // Reassigned between approval and apply: nothing is written.
+    let moved = s
+        .propose(
+            "billing.propose_own_fee",
+            json!({"invoice_id": "INV-3", "late_fee_cents": 1300}),
+        )
+        .await;
+    s.approve(&moved);
+    db.exec("UPDATE invoices SET owner = 'other.agent' WHERE id = 'INV-3'")
+        .await;
+    let writes_mid = db.total_writes().await;
+    let (rc, v) = s.apply(&moved, &[], true);
+    assert_eq!(rc, 1, "{e}: {v}");
+    assert_ne!(status(&v), "applied", "{e}: {v}");
+    assert_eq!(code(&v), "ROW_NOT_FOUND", "{e}: {v}");
+    assert_eq!(db.fee("INV-3").await, 700);
+    assert_eq!(db.total_writes().await, writes_mid, "{e}");
+    assert_eq!(db.fee("INV-4").await, 800, "{e}");
+}
+
 async fn missing_receipts_table(db: WDb) {
     let e = db.engine.as_str();
     let admin = db.admin_url.clone();
@@ -341,4 +415,25 @@ async fn sqlite_apply_lifecycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_missing_receipts_table() {
     missing_receipts_table(RUNNER.sqlite(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_principal_scope() {
+    let Some(db) = RUNNER.postgres(true).await else {
+        return;
+    };
+    principal_scope(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_principal_scope() {
+    let Some(db) = RUNNER.mysql(true).await else {
+        return;
+    };
+    principal_scope(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_principal_scope() {
+    principal_scope(RUNNER.sqlite(true)).await;
 }

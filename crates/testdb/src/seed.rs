@@ -36,6 +36,8 @@ type Invoice = (
 );
 
 /// INV-2's microseconds let a test move its version by 1 µs; INV-9 belongs to another tenant.
+/// Every invoice's `owner` is `agent.test`, the principal the tests run as (for capabilities
+/// scoped to their principal).
 const INVOICES: [Invoice; 5] = [
     ("INV-1", "acme", 5500, "open", Some("n1"), "2026-06-23T09:00:00Z"),
     ("INV-2", "acme", 0, "paid", None, "2026-06-20T14:31:08.123456Z"),
@@ -50,7 +52,8 @@ const ORDERS: [(i64, &str, &str, i64); 2] = [(1001, "acme", "pending", 5000), (1
 const PG_TABLES: &str = "
 CREATE TABLE invoices (
   id text PRIMARY KEY, tenant_id text NOT NULL, late_fee_cents bigint NOT NULL, status text NOT NULL,
-  note text, updated_at timestamptz NOT NULL, apply_count integer NOT NULL DEFAULT 0);
+  note text, updated_at timestamptz NOT NULL, apply_count integer NOT NULL DEFAULT 0,
+  owner text NOT NULL DEFAULT 'agent.test');
 CREATE TABLE orders (id bigint PRIMARY KEY, tenant_id varchar(32) NOT NULL, status text NOT NULL, total_cents bigint NOT NULL, apply_count integer NOT NULL DEFAULT 0);
 ";
 
@@ -64,7 +67,8 @@ CREATE TRIGGER orders_apply_count BEFORE UPDATE ON orders FOR EACH ROW EXECUTE F
 const MYSQL_TABLES: &str = "
 CREATE TABLE invoices (
   id varchar(32) PRIMARY KEY, tenant_id varchar(32) NOT NULL, late_fee_cents bigint NOT NULL, status varchar(32) NOT NULL,
-  note text, updated_at datetime(6) NOT NULL, apply_count int NOT NULL DEFAULT 0);
+  note text, updated_at datetime(6) NOT NULL, apply_count int NOT NULL DEFAULT 0,
+  owner varchar(64) NOT NULL DEFAULT 'agent.test');
 CREATE TABLE orders (id bigint PRIMARY KEY, tenant_id varchar(32) NOT NULL, status varchar(32) NOT NULL, total_cents bigint NOT NULL, apply_count int NOT NULL DEFAULT 0);
 ";
 
@@ -76,7 +80,8 @@ CREATE TRIGGER orders_apply_count BEFORE UPDATE ON orders FOR EACH ROW SET NEW.a
 const SQLITE_TABLES: &str = "
 CREATE TABLE invoices (
   id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, late_fee_cents INTEGER NOT NULL, status TEXT NOT NULL,
-  note TEXT, updated_at TEXT NOT NULL, apply_count INTEGER NOT NULL DEFAULT 0);
+  note TEXT, updated_at TEXT NOT NULL, apply_count INTEGER NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT 'agent.test');
 CREATE TABLE orders (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, status TEXT NOT NULL, total_cents INTEGER NOT NULL, apply_count INTEGER NOT NULL DEFAULT 0);
 ";
 
