@@ -25,7 +25,7 @@ pub struct FillReport {
 }
 
 /// The ledger schema version these inserts are written for.
-const FILLER_SCHEMA_VERSION: i64 = 3;
+const FILLER_SCHEMA_VERSION: i64 = 4;
 
 const SERIES: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)";
 

@@ -29,7 +29,7 @@ use synapsor_kube::{
     ANNOTATION_APPROVALS, ANNOTATION_PROPOSER, ANNOTATION_REJECTION, ApprovalStatus, Condition, Phase, Proposal,
     ProposalStatus, RejectionStatus,
 };
-use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
+use synapsor_ledger::{Decider, EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
 use tokio::sync::watch;
 
 use crate::decide::{MAX_ATTEMPTS, Observed, Step, decide, retry_pause};
@@ -233,7 +233,18 @@ impl Reconciler<'_> {
                 };
                 let (id, who, reason, at) = (self.id.clone(), rej.user.clone(), rej.reason.clone(), rej.at.clone());
                 ctx.ledger
-                    .with_store(move |s| s.mirror_decision(&id, &who, Some(&reason), &at))
+                    .with_store(move |s| {
+                        let verified = synapsor_kube::kubernetes_identity(&who);
+                        s.mirror_decision_as(
+                            &id,
+                            Decider {
+                                name: &who,
+                                verified: Some(&verified),
+                            },
+                            Some(&reason),
+                            &at,
+                        )
+                    })
                     .await?;
                 let message = format!("rejected by {}: {}", rej.user, rej.reason);
                 let mut st = status;
@@ -330,7 +341,18 @@ impl Reconciler<'_> {
             let (id, who, at) = (self.id.clone(), a.approver.clone(), a.approved_at.clone());
             self.ctx
                 .ledger
-                .with_store(move |s| s.mirror_decision(&id, &who, None, &at))
+                .with_store(move |s| {
+                    let verified = synapsor_kube::kubernetes_identity(&who);
+                    s.mirror_decision_as(
+                        &id,
+                        Decider {
+                            name: &who,
+                            verified: Some(&verified),
+                        },
+                        None,
+                        &at,
+                    )
+                })
                 .await?;
         }
         Ok(())

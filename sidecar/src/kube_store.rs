@@ -23,7 +23,7 @@ use synapsor_core::context::BoxFuture;
 use synapsor_core::{ToolCode, ToolError};
 use synapsor_executor::ReceiptStatus;
 use synapsor_kube::{LABEL_CAPABILITY, LABEL_MANAGED_BY, Proposal, ProposalSpec, managed_by, object_name};
-use synapsor_ledger::{EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
+use synapsor_ledger::{Decider, EvidenceRecord, Ledger, LedgerError, ReceiptRecord};
 use tokio_util::sync::CancellationToken;
 
 /// Publishes a recorded proposal to its store of record.
@@ -286,11 +286,30 @@ pub async fn mirror_one(ledger: &Ledger, p: Proposal, adopt: &Adopt, now: String
             }
             let Some(status) = p.status else { return Ok(false) };
             let mut changed = false;
+            // Decisions on a Proposal were authenticated by the API server.
             for a in &status.approvals {
-                changed |= s.mirror_decision(&id, &a.user, None, &a.at)?;
+                let who = synapsor_kube::kubernetes_identity(&a.user);
+                changed |= s.mirror_decision_as(
+                    &id,
+                    Decider {
+                        name: &a.user,
+                        verified: Some(&who),
+                    },
+                    None,
+                    &a.at,
+                )?;
             }
             if let Some(r) = &status.rejection {
-                changed |= s.mirror_decision(&id, &r.user, Some(&r.reason), &r.at)?;
+                let who = synapsor_kube::kubernetes_identity(&r.user);
+                changed |= s.mirror_decision_as(
+                    &id,
+                    Decider {
+                        name: &r.user,
+                        verified: Some(&who),
+                    },
+                    Some(&r.reason),
+                    &r.at,
+                )?;
             }
             if let Some(receipt) = &status.receipt {
                 let key = receipt.get("idempotency_key").and_then(|v| v.as_str()).unwrap_or(&id);

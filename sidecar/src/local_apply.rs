@@ -112,10 +112,13 @@ pub struct Applied {
 
 /// The approvals the ledger holds for the proposal's current digest: the ledger verified them
 /// (each is bound to the digest the approver reviewed).
-fn ledger_approvals(rec: &ProposalRecord) -> Vec<Approval> {
+/// The approvals of `rec` that count: bound to its digest and, when the capability names an
+/// approval role (`role_required`), made by a verified operator (who showed the role then).
+fn ledger_approvals(rec: &ProposalRecord, role_required: bool) -> Vec<Approval> {
     rec.approvals
         .iter()
         .filter(|a| a.decision == "approved" && a.digest == rec.change_set.digest)
+        .filter(|a| !role_required || a.verified_identity.is_some())
         .map(|a| Approval {
             approver: a.approver.clone(),
             approved_at: a.created_at.clone(),
@@ -145,7 +148,8 @@ pub async fn apply_proposal(
     // A config that disables writeback says so whatever the proposal's state.
     check_writeback_enabled(cfg, &cs)?;
     let now = SystemClock.now_rfc3339();
-    let verified = ledger_approvals(&rec);
+    let role_required = !crate::cli::operator::required_roles(&cs, Some(cfg)).is_empty();
+    let verified = ledger_approvals(&rec, role_required);
     let resume = match rec.state {
         ProposalState::Approved | ProposalState::Failed => false,
         // An earlier apply moved it to applying and did not finish (it crashed, or it is still
@@ -305,7 +309,7 @@ fn already_applied(
         },
     );
     let approved_by = synapsor_core::approval::distinct_approvers(
-        ledger_approvals(rec).into_iter().map(|a| a.approver),
+        ledger_approvals(rec, false).into_iter().map(|a| a.approver),
         &cs.principal.id,
         |a| a.as_str(),
     );

@@ -458,6 +458,19 @@ impl ProposalSpec {
     }
 }
 
+/// The issuer recorded for decisions the Kubernetes API server authenticated (the admission
+/// webhook stamps the user it saw).
+pub const KUBERNETES_ISSUER: &str = "kubernetes";
+
+/// The verified identity of a Kubernetes user who decided a proposal.
+pub fn kubernetes_identity(user: &str) -> VerifiedIdentity {
+    VerifiedIdentity {
+        issuer: KUBERNETES_ISSUER.to_owned(),
+        subject: user.to_owned(),
+        jti: None,
+    }
+}
+
 /// The CRD as YAML, exactly as committed in `crds/proposals.runner.synapsor.ai.yaml`.
 pub fn crd_yaml() -> String {
     let crd = Proposal::crd();

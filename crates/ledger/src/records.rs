@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use synapsor_core::capability::VerifiedIdentity;
 use synapsor_core::{ChangeSet, ProposalState};
 
 /// Evidence of one scoped read: what was read, for whom, and the visible row.
@@ -72,6 +73,24 @@ pub struct ApprovalRecord {
     pub digest: String,
     pub reason: Option<String>,
     pub created_at: String,
+    /// Who a verified token (an operator token, or the Kubernetes API server) said the approver
+    /// was; `null` when the name was only given, not verified.
+    #[serde(default)]
+    pub verified_identity: Option<VerifiedIdentity>,
+}
+
+/// Who decides a proposal: a name, and the verified identity behind it when there is one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decider<'a> {
+    pub name: &'a str,
+    pub verified: Option<&'a VerifiedIdentity>,
+}
+
+impl<'a> Decider<'a> {
+    /// A name nothing verified (`--actor`, `$USER`): recorded with `verified_identity: null`.
+    pub fn unverified(name: &'a str) -> Self {
+        Decider { name, verified: None }
+    }
 }
 
 /// An append-only lifecycle event.

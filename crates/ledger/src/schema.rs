@@ -151,6 +151,11 @@ DROP INDEX IF EXISTS evidence_bundles_capability_created;
 DROP INDEX IF EXISTS query_audit_tenant_created;
 DROP INDEX IF EXISTS query_audit_capability_created;
 "#,
+    // 4: who decided, as a verified token said (issuer, subject, jti as JSON); NULL when the
+    // name was only given (`--actor`, $USER) and nothing verified it.
+    r#"
+ALTER TABLE approvals ADD COLUMN verified_json TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1258,13 +1258,17 @@ fn a_version_2_store_loses_the_unused_evidence_and_audit_indexes() {
          CREATE INDEX evidence_bundles_capability_created ON evidence_bundles(capability, created_at);
          CREATE INDEX query_audit_tenant_created ON query_audit(tenant_id, created_at);
          CREATE INDEX query_audit_capability_created ON query_audit(capability, created_at);
+         ALTER TABLE approvals DROP COLUMN verified_json;
          PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);
 
     let store = LedgerStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(
+        store.schema_version().unwrap(),
+        synapsor_ledger::schema::current_version()
+    );
     let conn = Connection::open(&path).unwrap();
     let left: i64 = conn
         .query_row(
@@ -1279,5 +1283,76 @@ fn a_version_2_store_loses_the_unused_evidence_and_audit_indexes() {
     assert_eq!(
         (bundle.evidence.evidence_bundle_id.as_str(), bundle.query_audit.len()),
         ("ev_v2", 1)
+    );
+}
+
+#[test]
+fn decisions_record_whether_a_token_verified_the_decider() {
+    let (_dir, path, mut store) = temp_store();
+    let mut cs = change_set("prop_a", 0);
+    cs.approval.required_approvals = 2;
+    let p = created(propose(&mut store, &seal(cs), "ev_1", &ts(1)));
+    // A decision made before migration 4 reads back as unverified.
+    store
+        .approve("prop_a", &p.change_set.digest, "alice", None, &ts(2))
+        .unwrap();
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE approvals DROP COLUMN verified_json; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+    let mut store = LedgerStore::open(&path).unwrap();
+    let rec = store.get_proposal("prop_a").unwrap();
+    assert_eq!(rec.approvals[0].approver, "alice");
+    assert_eq!(rec.approvals[0].verified_identity, None);
+
+    // A verified decider is recorded with issuer, subject and jti.
+    let who = synapsor_core::capability::VerifiedIdentity {
+        issuer: "https://idp.test/".into(),
+        subject: "bob".into(),
+        jti: Some("t-1".into()),
+    };
+    let by = synapsor_ledger::Decider {
+        name: "bob",
+        verified: Some(&who),
+    };
+    let rec = store
+        .approve_as("prop_a", &rec.change_set.digest, by, Some("ok"), &ts(3))
+        .unwrap();
+    assert_eq!(rec.approvals[1].verified_identity.as_ref(), Some(&who));
+    let replay = store.replay("prop_a").unwrap();
+    let approved: Vec<bool> = replay
+        .events
+        .iter()
+        .filter(|e| e.kind == "proposal_approved")
+        .map(|e| e.payload["verified"] == json!(true))
+        .collect();
+    assert_eq!(approved, [false, true]);
+}
+
+#[test]
+fn a_verified_decider_whose_token_names_the_proposer_is_refused() {
+    let (_dir, _path, mut store) = temp_store();
+    let mut cs = change_set("prop_t", 0);
+    // The proposal came from a token of https://idp.test/ for subject u-7 (principal agent).
+    cs.identity = Some(synapsor_core::capability::VerifiedIdentity {
+        issuer: "https://idp.test/".into(),
+        subject: "u-7".into(),
+        jti: None,
+    });
+    let cs = seal(cs);
+    let p = created(propose(&mut store, &cs, "ev_1", &ts(1)));
+    let me = synapsor_core::capability::VerifiedIdentity {
+        issuer: "https://idp.test/".into(),
+        subject: "u-7".into(),
+        jti: Some("op".into()),
+    };
+    let by = synapsor_ledger::Decider {
+        name: "u-7-as-operator",
+        verified: Some(&me),
+    };
+    assert_eq!(
+        code(store.approve_as("prop_t", &p.change_set.digest, by, None, &ts(2))),
+        "SELF_APPROVAL_FORBIDDEN"
     );
 }

@@ -5,10 +5,12 @@ use clap::Args;
 use serde_json::{Value, json};
 use synapsor_core::ProposalState;
 use synapsor_core::changeset::ChangeSet;
-use synapsor_core::context::{Env, ProcessEnv};
+use synapsor_core::context::ProcessEnv;
 use synapsor_executor::{Receipt, ReceiptStatus};
+use synapsor_ledger::LedgerStore;
 
 use super::common::{CliError, GlobalArgs, load_config, print_json, store_path};
+use super::operator::{self, OperatorArgs};
 use crate::local_apply::apply_proposal;
 
 #[derive(Debug, Args)]
@@ -21,20 +23,25 @@ pub struct ApplyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// A capability with an approval role is applied only by an operator whose token carries it.
+    #[command(flatten)]
+    pub operator: OperatorArgs,
 }
 
 /// `apply <proposal|latest> [--dry-run] [--json]`.
 pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> Result<i32, CliError> {
     let (cfg, _) = load_config(&global.config)?;
-    // Who runs the apply (event actor): $USER, else `local_operator`.
-    let operator = ProcessEnv.var("USER").unwrap_or_else(|| "local_operator".into());
+    let store = store_path(global);
+    let rec = LedgerStore::open_existing(&store)?.get_proposal(&args.proposal)?;
+    // Who runs the apply (event actor): the verified operator, else $USER, else `local_operator`.
+    let operator = operator::resolve(global, &args.operator, None, &rec.change_set).await?;
     let done = apply_proposal(
         &cfg,
-        &store_path(global),
-        &args.proposal,
+        &store,
+        &rec.change_set.proposal_id,
         args.dry_run,
         &ProcessEnv,
-        &operator,
+        &operator.name,
     )
     .await?;
     let view = ApplyView {

@@ -16,7 +16,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Up(a) => up::run(global, a).await,
         Command::Tools(c) => tools::tools(global, c),
         Command::Smoke(c) => tools::smoke(global, c).await,
-        Command::Proposals(c) => proposals::run(global, c),
+        Command::Proposals(c) => proposals::run(global, c).await,
         Command::Evidence(c) => evidence::show(global, c),
         Command::Replay(a) => evidence::replay(global, a),
         Command::Events(c) => events::run(global, c).await,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod evidence;
 pub mod handler;
 pub mod mcp;
+pub mod operator;
 mod output;
 pub mod proposals;
 pub mod store;

@@ -6,7 +6,8 @@ use synapsor_core::ProposalState;
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_ledger::ProposalFilter;
 
-use super::common::{CliError, GlobalArgs, confirm, default_actor, open_store, print_json};
+use super::common::{CliError, GlobalArgs, confirm, open_store, print_json};
+use super::operator::{self, OperatorArgs};
 use super::output;
 use crate::local_apply::refuse_managed;
 
@@ -35,15 +36,19 @@ pub enum ProposalsCommand {
         json: bool,
     },
     /// Approve a proposal. The approval is bound to the change-set digest shown by `show`.
+    /// A capability with an approval role needs an operator token carrying that role.
     Approve {
         id: String,
         /// The digest you reviewed (`sha256:…`); the approval fails if the proposal differs.
         /// Without it, the current digest is shown and bound after confirmation.
         #[arg(long)]
         digest: Option<String>,
-        /// Who approves. Default: $SYNAPSOR_APPROVER, else $USER.
+        /// Who approves, when no operator token names them. Default: $SYNAPSOR_APPROVER, else
+        /// $USER. Recorded as unverified.
         #[arg(long, env = "SYNAPSOR_APPROVER")]
         actor: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
         #[arg(long)]
         reason: Option<String>,
         /// Do not ask for confirmation (required without a terminal).
@@ -53,13 +58,15 @@ pub enum ProposalsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Reject a proposal with a reason.
+    /// Reject a proposal with a reason (the same operator rules as approve).
     Reject {
         id: String,
         #[arg(long)]
         reason: String,
         #[arg(long, env = "SYNAPSOR_APPROVER")]
         actor: Option<String>,
+        #[command(flatten)]
+        operator: OperatorArgs,
         #[arg(long)]
         yes: bool,
         /// Print JSON instead of text.
@@ -69,7 +76,7 @@ pub enum ProposalsCommand {
 }
 
 /// `proposals list|show|approve|reject`.
-pub fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
+pub async fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
     let now = SystemClock.now_rfc3339();
     match c {
         ProposalsCommand::List {
@@ -118,6 +125,7 @@ pub fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
             id,
             digest,
             actor,
+            operator,
             reason,
             yes,
             json,
@@ -125,6 +133,8 @@ pub fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
             let mut store = open_store(global)?;
             let p = store.get_proposal(&id)?;
             refuse_managed(&p)?;
+            // Before anything is shown or asked: a refused operator decides nothing.
+            let op = operator::resolve(global, &operator, actor, &p.change_set).await?;
             let digest = match digest {
                 Some(d) => d,
                 None => {
@@ -141,17 +151,23 @@ pub fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
                     p.change_set.digest.clone()
                 }
             };
-            let actor = default_actor(actor);
-            let updated = store.approve(&p.change_set.proposal_id, &digest, &actor, reason.as_deref(), &now)?;
+            let updated = store.approve_as(
+                &p.change_set.proposal_id,
+                &digest,
+                op.decider(),
+                reason.as_deref(),
+                &now,
+            )?;
             let approvals = updated.approvals.iter().filter(|a| a.decision == "approved").count();
             if json {
                 print_json(
-                    &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "approved_by": actor, "digest": digest, "approvals": approvals, "required_approvals": updated.change_set.approval.required_approvals}),
+                    &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "approved_by": op.name, "verified_identity": op.verified, "digest": digest, "approvals": approvals, "required_approvals": updated.change_set.approval.required_approvals}),
                 );
             } else {
                 outln!(
-                    "Approved {} as {actor} (digest {digest}); state {} ({approvals} of {} approvals).",
+                    "Approved {} as {} (digest {digest}); state {} ({approvals} of {} approvals).",
                     updated.change_set.proposal_id,
+                    op.describe(),
                     updated.state.as_str(),
                     updated.change_set.approval.required_approvals
                 );
@@ -168,21 +184,26 @@ pub fn run(global: &GlobalArgs, c: ProposalsCommand) -> Result<i32, CliError> {
             id,
             reason,
             actor,
+            operator,
             yes,
             json,
         } => {
             let mut store = open_store(global)?;
             let p = store.get_proposal(&id)?;
             refuse_managed(&p)?;
+            let op = operator::resolve(global, &operator, actor, &p.change_set).await?;
             confirm(&format!("Reject {}?", p.change_set.proposal_id), yes)?;
-            let actor = default_actor(actor);
-            let updated = store.reject(&p.change_set.proposal_id, &actor, &reason, &now)?;
+            let updated = store.reject_as(&p.change_set.proposal_id, op.decider(), &reason, &now)?;
             if json {
                 print_json(
-                    &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "rejected_by": actor}),
+                    &json!({"ok": true, "proposal_id": updated.change_set.proposal_id, "state": updated.state, "rejected_by": op.name, "verified_identity": op.verified}),
                 );
             } else {
-                outln!("Rejected {} as {actor}: {reason}", updated.change_set.proposal_id);
+                outln!(
+                    "Rejected {} as {}: {reason}",
+                    updated.change_set.proposal_id,
+                    op.describe()
+                );
             }
             Ok(0)
         }

@@ -11,7 +11,7 @@ use super::{
     payload_object, proposal_exists, reject_secrets, require_proposal, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
-use crate::records::{EvidenceRecord, ProposalInsert, ProposalRecord, QueryAuditRecord};
+use crate::records::{Decider, EvidenceRecord, ProposalInsert, ProposalRecord, QueryAuditRecord};
 
 impl LedgerStore {
     // ---------------------------------------------------------------- reads and proposals
@@ -182,8 +182,21 @@ impl LedgerStore {
         reason: Option<&str>,
         now: &str,
     ) -> Result<ProposalRecord> {
+        self.approve_as(id, expected_digest, Decider::unverified(approver), reason, now)
+    }
+
+    /// [`LedgerStore::approve`] by a decider whose identity may have been verified; a verified
+    /// decider whose token names the proposer (same issuer and subject) is refused too.
+    pub fn approve_as(
+        &mut self,
+        id: &str,
+        expected_digest: &str,
+        by: Decider<'_>,
+        reason: Option<&str>,
+        now: &str,
+    ) -> Result<ProposalRecord> {
         check_ts("now", now)?;
-        let approver = non_empty("approver", approver)?;
+        let approver = non_empty("approver", by.name)?;
         if let Some(r) = reason {
             reject_secrets("approval reason", &Value::String(r.to_owned()))?;
         }
@@ -207,7 +220,11 @@ impl LedgerStore {
                 actual: digest,
             });
         }
-        if same_person(approver, &rec.change_set.principal.id) {
+        let same_token_subject = match (by.verified, &rec.change_set.identity) {
+            (Some(v), Some(p)) => v.issuer == p.issuer && same_person(&v.subject, &p.subject),
+            _ => false,
+        };
+        if same_person(approver, &rec.change_set.principal.id) || same_token_subject {
             return Err(LedgerError::SelfApprovalForbidden {
                 id,
                 approver: approver.to_owned(),
@@ -227,7 +244,15 @@ impl LedgerStore {
                 approver: approver.to_owned(),
             });
         }
-        insert_decision(&tx, &id, approver, "approved", &digest, reason, now)?;
+        insert_decision(
+            &tx,
+            &id,
+            Decider { name: approver, ..by },
+            "approved",
+            &digest,
+            reason,
+            now,
+        )?;
         let approvals = approvers.len() + 1;
         // The change set's own requirement: the apply plan raises it to the current config's.
         let required = required_approvals(rec.change_set.approval.required_approvals, None);
@@ -236,7 +261,7 @@ impl LedgerStore {
             &id,
             "proposal_approved",
             approver,
-            &json!({"digest": digest, "approvals": approvals, "required": required, "reason": reason}),
+            &json!({"digest": digest, "approvals": approvals, "required": required, "reason": reason, "verified": by.verified.is_some()}),
             now,
         )?;
         if approvals >= required {
@@ -263,8 +288,13 @@ impl LedgerStore {
     /// Rejects a proposal (from `pending_review`, `approved`, `shadow` or `failed`); a reason is
     /// required. A proposal whose digest check fails can still be rejected. `id` is exact.
     pub fn reject(&mut self, id: &str, approver: &str, reason: &str, now: &str) -> Result<ProposalRecord> {
+        self.reject_as(id, Decider::unverified(approver), reason, now)
+    }
+
+    /// [`LedgerStore::reject`] by a decider whose identity may have been verified.
+    pub fn reject_as(&mut self, id: &str, by: Decider<'_>, reason: &str, now: &str) -> Result<ProposalRecord> {
         check_ts("now", now)?;
-        let approver = non_empty("approver", approver)?;
+        let approver = non_empty("approver", by.name)?;
         let reason = non_empty("reason", reason)?;
         reject_secrets("rejection reason", &Value::String(reason.to_owned()))?;
         let tx = self.immediate()?;
@@ -283,14 +313,22 @@ impl LedgerStore {
         let digest: String = tx.query_row("SELECT digest FROM proposals WHERE proposal_id = ?1", [&id], |r| {
             r.get(0)
         })?;
-        insert_decision(&tx, &id, approver, "rejected", &digest, Some(reason), now)?;
+        insert_decision(
+            &tx,
+            &id,
+            Decider { name: approver, ..by },
+            "rejected",
+            &digest,
+            Some(reason),
+            now,
+        )?;
         set_state(&tx, &id, from, ProposalState::Rejected, now)?;
         insert_event(
             &tx,
             &id,
             "proposal_rejected",
             approver,
-            &json!({"digest": digest, "reason": reason, "from": from.as_str(), "to": "rejected"}),
+            &json!({"digest": digest, "reason": reason, "from": from.as_str(), "to": "rejected", "verified": by.verified.is_some()}),
             now,
         )?;
         let (out, _) = load(&tx, &id)?;

@@ -12,6 +12,7 @@ use super::{
     payload_object, reject_secrets, set_state, to_json, validate_change_set,
 };
 use crate::error::{LedgerError, Result};
+use crate::records::Decider;
 use crate::records::EvidenceRecord;
 
 impl LedgerStore {
@@ -163,8 +164,14 @@ impl LedgerStore {
     /// (`reason` None) or a rejection, by a verified `who` at `at`, bound to the stored digest.
     /// Recording the same decision by the same person again is a no-op (false).
     pub fn mirror_decision(&mut self, id: &str, who: &str, rejection: Option<&str>, at: &str) -> Result<bool> {
+        self.mirror_decision_as(id, Decider::unverified(who), rejection, at)
+    }
+
+    /// [`LedgerStore::mirror_decision`] with the identity the store of record verified (for a
+    /// Kubernetes `Proposal`: the user the API server authenticated).
+    pub fn mirror_decision_as(&mut self, id: &str, by: Decider<'_>, rejection: Option<&str>, at: &str) -> Result<bool> {
         check_ts("at", at)?;
-        let who = non_empty("approver", who)?;
+        let who = non_empty("approver", by.name)?;
         let tx = self.immediate()?;
         let rec = load_verified(&tx, id)?;
         if rec.managed_by.is_none() {
@@ -184,7 +191,7 @@ impl LedgerStore {
             reject_secrets("rejection reason", &Value::String(r.to_owned()))?;
         }
         let digest = rec.change_set.digest.clone();
-        insert_decision(&tx, id, who, decision, &digest, rejection, at)?;
+        insert_decision(&tx, id, Decider { name: who, ..by }, decision, &digest, rejection, at)?;
         let kind = if rejection.is_some() {
             "proposal_rejected"
         } else {
@@ -195,7 +202,7 @@ impl LedgerStore {
             id,
             kind,
             who,
-            &json!({"digest": digest, "reason": rejection, "managed_by": rec.managed_by}),
+            &json!({"digest": digest, "reason": rejection, "managed_by": rec.managed_by, "verified": by.verified.is_some()}),
             at,
         )?;
         tx.commit()?;

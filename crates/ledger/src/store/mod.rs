@@ -25,7 +25,7 @@ use synapsor_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use synapsor_core::{ChangeSet, ProposalState};
 
 use crate::error::{LedgerError, Result};
-use crate::records::{ApprovalRecord, ProposalRecord, ReceiptRecord};
+use crate::records::{ApprovalRecord, Decider, ProposalRecord, ReceiptRecord};
 use crate::schema;
 
 mod lifecycle;
@@ -270,16 +270,18 @@ fn load(conn: &Connection, id: &str) -> Result<(ProposalRecord, bool)> {
     let intact = change_set.digest_is_intact() && change_set.digest == digest && change_set.proposal_id == id;
     let approvals = query_rows(
         conn,
-        "SELECT approver, decision, digest, reason, created_at FROM approvals
+        "SELECT approver, decision, digest, reason, created_at, verified_json FROM approvals
          WHERE proposal_id = ?1 ORDER BY approval_id",
         [id],
         |r| {
+            let verified: Option<String> = r.get(5)?;
             Ok(ApprovalRecord {
                 approver: r.get(0)?,
                 decision: r.get(1)?,
                 digest: r.get(2)?,
                 reason: r.get(3)?,
                 created_at: r.get(4)?,
+                verified_identity: verified.and_then(|v| serde_json::from_str(&v).ok()),
             })
         },
     )?;
@@ -395,16 +397,17 @@ fn insert_event(
 fn insert_decision(
     conn: &Connection,
     proposal_id: &str,
-    who: &str,
+    by: Decider<'_>,
     decision: &str,
     digest: &str,
     reason: Option<&str>,
     at: &str,
 ) -> Result<()> {
+    let verified = by.verified.map(|v| serde_json::to_string(v).unwrap_or_default());
     conn.execute(
-        "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![proposal_id, who, decision, digest, reason, at],
+        "INSERT INTO approvals (proposal_id, approver, decision, digest, reason, created_at, verified_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![proposal_id, by.name, decision, digest, reason, at, verified],
     )?;
     Ok(())
 }
