@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod mcp_common;
+#[path = "identity_support/mod.rs"]
+mod identity_support;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -211,4 +213,45 @@ async fn ts_sdk_over_streamable_http() {
     let (status, _) = server.terminate(Duration::from_secs(5)).await;
     assert!(status.success(), "{status}");
     check_hidden_from_globex(&fx, &id, "ts http").await;
+}
+
+/// The SDK client passing a per-user JWT: one server, two tenants, each session sees only its own
+/// tenant's rows; an expired token and another issuer's token fail initialize with 401.
+#[tokio::test]
+async fn ts_sdk_with_per_session_tokens() {
+    if !ts_client_ready() {
+        return;
+    }
+    let Some(fx) = fixture().await else { return };
+    let jwks = identity_support::JwksServer::start(&["rsa-a", "ec-a"]).await;
+    fx.write_config(&identity_support::jwt_config(&jwks.url(), json!({})));
+    let server = fx.jwt_server(&[]).await;
+    let calls = json!([
+        tool("billing.inspect_invoice", json!({"invoice_id": "INV-1"})),
+        tool("billing.inspect_invoice", json!({"invoice_id": "INV-9"})),
+    ]);
+    for (tenant, token, own, other) in [
+        ("acme", identity_support::token("acme", "u-1"), 0, 1),
+        ("globex", identity_support::ec_token("globex", "u-2"), 1, 0),
+    ] {
+        let doc = run_ts(&http_plan(&server.url(), Some(&token), calls.clone())).await;
+        let own_env = &result(&doc, own, tenant)["structuredContent"];
+        assert_eq!(own_env["ok"], true, "{tenant}: {doc}");
+        assert_eq!(own_env["_meta"]["provenance"], "jwt", "{tenant}");
+        let other_env = &result(&doc, other, tenant)["structuredContent"];
+        assert_eq!(other_env["error"]["code"], "NOT_FOUND_IN_TENANT", "{tenant}: {doc}");
+        assert!(!doc.to_string().contains(&format!("\"{tenant}\"")), "{tenant}: the tenant leaked");
+    }
+    let mut expired = identity_support::claims("acme", "u-1", 600);
+    expired["exp"] = json!(identity_support::now() - 120);
+    let expired = identity_support::sign(
+        jsonwebtoken::Algorithm::RS256,
+        "rsa-a",
+        &identity_support::rsa_a(),
+        &expired,
+    );
+    for (label, token) in [("expired", expired), ("static token", TOKEN.to_owned())] {
+        let doc = run_ts(&http_plan(&server.url(), Some(&token), json!([{"op": "list_tools"}]))).await;
+        assert_eq!(doc["connect_error"]["code"], 401, "{label}: {doc}");
+    }
 }
