@@ -160,10 +160,16 @@ impl Cluster {
             .collect()
     }
 
-    fn propose(&self, tool: &str, args: Value) -> String {
-        let out = self.example(&["propose", tool, &args.to_string()], &[]);
+    /// One MCP tool call as `user` of the billing app, with the token the app minted for them;
+    /// the envelope.
+    fn call_as(&self, user: &str, tool: &str, args: Value) -> Value {
+        let out = self.example(&["propose", tool, &args.to_string(), user], &[]);
         assert!(out.status.success(), "{}", text(&out));
-        let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+
+    fn propose(&self, tool: &str, args: Value) -> String {
+        let env = self.call_as("dana@acme", tool, args);
         assert_eq!(env["ok"], true, "{env}");
         env["proposal"]["id"].as_str().unwrap().replace('_', "-")
     }
@@ -279,6 +285,61 @@ fn the_product_runs_on_a_real_cluster_and_loses_nothing_when_pods_die() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["app", "synapsor-runner"]);
+
+    // 2b. One sidecar serves every tenant of the app: each session runs as the user whose token
+    //     the app minted. The late fee proposal records dana's verified identity, not a token.
+    let spec = &c.proposal(fee["proposal"].as_str().unwrap())["spec"];
+    assert_eq!(spec["tenant"], "acme", "{spec}");
+    assert_eq!(spec["principal"]["id"], "dana@acme");
+    assert_eq!(spec["principal"]["source"], "jwt");
+    assert_eq!(spec["principal"]["verified"]["issuer"], "billing-app");
+    assert_eq!(spec["principal"]["verified"]["subject"], "dana@acme");
+    assert!(!spec.to_string().contains("eyJ"), "a token reached the Proposal: {spec}");
+    let read = |user: &str, invoice: &str| {
+        c.call_as(user, "billing.inspect_invoice", json!({"invoice_id": invoice}))
+    };
+    let own = read("li@globex", "inv_glbx_2001");
+    assert_eq!(own["data"]["id"], "inv_glbx_2001", "{own}");
+    for (user, other) in [("li@globex", "inv_acme_1001"), ("dana@acme", "inv_glbx_2001")] {
+        let env = read(user, other);
+        assert_eq!(env["error"]["code"], "NOT_FOUND_IN_TENANT", "{user} read {other}: {env}");
+    }
+    // A token the app did not sign is refused at the sidecar, with its reason and nothing else.
+    {
+        let sidecar = PortForward::new(&c, &app[0], 8766);
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"iss": "billing-app", "aud": "synapsor-runner", "sub": "mallory", "tenant": "globex",
+                    "iat": synapsor_core::context::Clock::now_secs(&synapsor_core::context::SystemClock),
+                    "exp": synapsor_core::context::Clock::now_secs(&synapsor_core::context::SystemClock) + 300}),
+            &jsonwebtoken::EncodingKey::from_secret(b"not-the-app-secret-0123456789abcdef"),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (status, challenge) = rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{}/mcp", sidecar.1))
+                .bearer_auth(&forged)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+                .send()
+                .await
+                .unwrap();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            (resp.status().as_u16(), challenge)
+        });
+        assert_eq!(status, 401, "{challenge}");
+        assert!(challenge.contains("TOKEN_SIGNATURE_INVALID"), "{challenge}");
+    }
 
     // 3. The app pod dies after proposing: the proposal stays reviewable and approvable.
     let name = c.propose(

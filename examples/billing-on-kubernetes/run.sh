@@ -3,8 +3,9 @@
 # The whole Kubernetes flow on a local cluster, from nothing to a written row:
 #
 #   examples/billing-on-kubernetes/run.sh          set up and run the flow (prints a JSON summary)
-#   examples/billing-on-kubernetes/run.sh propose TOOL '{"arg": ...}'
-#                                                  one more MCP tool call (prints its envelope)
+#   examples/billing-on-kubernetes/run.sh propose TOOL '{"arg": ...}' [USER]
+#                                                  one more MCP tool call as USER (default
+#                                                  dana@acme; prints its envelope)
 #   examples/billing-on-kubernetes/run.sh approve NAME
 #                                                  alice approves proposal NAME
 #   examples/billing-on-kubernetes/run.sh down     remove what it installed (the cluster stays)
@@ -17,9 +18,11 @@
 # 3. the chart, with sidecar injection, the receipts table created by its install hook, and
 #    alice allowed to approve in namespace billing;
 # 4. the billing app (the axum handler template) as a Deployment annotated
-#    runner.synapsor.ai/inject: "true": it gets the synapsor-runner sidecar;
-# 5. an MCP client reaches the sidecar through kubectl port-forward and proposes waiving a late
-#    fee; alice approves with `kubectl annotate`; the controller pod applies it (guarded SQL);
+#    runner.synapsor.ai/inject: "true": it gets the synapsor-runner sidecar, which serves every
+#    tenant of the app: each MCP session runs as the user whose token the app minted;
+# 5. the app mints a short-lived token for its user dana@acme; an MCP client sends it to the
+#    sidecar through kubectl port-forward and proposes waiving a late fee; alice approves with
+#    `kubectl annotate`; the controller pod applies it (guarded SQL);
 # 6. the same for a support ticket's priority, applied by the app's own handler through a signed
 #    call from the controller pod;
 # 7. it shows the receipts in status, the Events and the changed row.
@@ -109,11 +112,12 @@ load_or_make_secrets() {
             echo "PG_ADMIN_PW=$(secret)"
             echo "PG_READER_PW=$(secret)"
             echo "PG_WRITER_PW=$(secret)"
-            echo "MCP_TOKEN=$(secret)"
             echo "HANDLER_SECRET=$(secret)$(secret)"
             echo "HANDLER_TOKEN=$(secret)"
         } >"$STATE/secrets.env"
     fi
+    # The secret the app signs its users' agent tokens with, and the sidecar checks them with.
+    grep -q '^AGENT_TOKEN_SECRET=' "$STATE/secrets.env" || echo "AGENT_TOKEN_SECRET=$(secret)$(secret)" >>"$STATE/secrets.env"
     # shellcheck disable=SC1091
     . "$STATE/secrets.env"
 }
@@ -206,12 +210,12 @@ chart() {
         --dry-run=client -o yaml | k apply -f - >/dev/null
     k -n "$SYS_NS" create secret generic billing-admin --from-literal=BILLING_DATABASE_ADMIN_URL="$admin_url" \
         --dry-run=client -o yaml | k apply -f - >/dev/null
+    # No tenant here: each MCP session's tenant and user come from the token the app minted,
+    # checked with the shared secret (the config's identity section).
     k -n "$APP_NS" create secret generic billing-agent-env \
         --from-literal=BILLING_DATABASE_READ_URL="$read_url" \
         --from-literal=SUPPORT_DATABASE_READ_URL="$read_url" \
-        --from-literal=SYNAPSOR_RUNNER_HTTP_TOKEN="$MCP_TOKEN" \
-        --from-literal=SYNAPSOR_TENANT_ID=acme \
-        --from-literal=SYNAPSOR_PRINCIPAL=billing-agent \
+        --from-literal=BILLING_AGENT_TOKEN_SECRET="$AGENT_TOKEN_SECRET" \
         --dry-run=client -o yaml | k apply -f - >/dev/null
     # Helm installs a chart's CRD once and never upgrades it: apply the current one first.
     k apply -f "$REPO_ROOT/charts/synapsor-runner/crds/" >/dev/null
@@ -240,6 +244,7 @@ app() {
     k -n "$APP_NS" create secret generic billing-app-handler \
         --from-literal=SYNAPSOR_HANDLER_SIGNING_SECRET="$HANDLER_SECRET" \
         --from-literal=SYNAPSOR_HANDLER_TOKEN="$HANDLER_TOKEN" \
+        --from-literal=BILLING_AGENT_TOKEN_SECRET="$AGENT_TOKEN_SECRET" \
         --dry-run=client -o yaml | k apply -f - >/dev/null
     k apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -268,6 +273,8 @@ spec:
             - {name: PORT, value: "8080"}
             - {name: SYNAPSOR_HANDLER_KEY_ID, value: support-2025-01}
             - {name: SYNAPSOR_HANDLER_DEMO_DATA, value: /data/demo.json}
+            # The app's users and their tenants: it mints their agents' tokens (127.0.0.1:8081).
+            - {name: AGENT_USERS, value: "dana@acme=acme,li@globex=globex"}
           envFrom: [{secretRef: {name: billing-app-handler}}]
           ports: [{name: handler, containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 2}
@@ -295,15 +302,41 @@ for p in json.load(sys.stdin)["items"]:
     [ -n "$APP_POD" ] || die "no ready billing-app pod in namespace $APP_NS"
 }
 
-# mcp_call TOOL ARGS_JSON: one tools/call through a port-forward to the sidecar; prints the
-# v2 envelope.
+# port_forward PORT_IN_POD: forwards a free local port to the app pod; sets PF_PORT and PF_PID.
+port_forward() {
+    PF_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    k -n "$APP_NS" port-forward "pod/$APP_POD" "$PF_PORT:$1" >"$STATE/port-forward.log" 2>&1 &
+    PF_PID=$!
+    wait_for "port-forward to the app pod's port $1" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PF_PORT"
+}
+
+port_forward_stop() {
+    kill "$PF_PID" 2>/dev/null || true
+    wait "$PF_PID" 2>/dev/null || true
+}
+
+# agent_token USER: the short-lived token the app mints for USER's agent (the app's
+# POST /agent/session, on the pod's loopback).
+agent_token() {
+    port_forward 8081
+    python3 - "$PF_PORT" "$1" <<'PY'
+import json, sys, urllib.request
+port, user = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(f"http://127.0.0.1:{port}/agent/session", data=json.dumps({"user": user}).encode(),
+                             headers={"Content-Type": "application/json"}, method="POST")
+with urllib.request.urlopen(req, timeout=30) as r:
+    print(json.load(r)["token"])
+PY
+    port_forward_stop
+}
+
+# mcp_call TOOL ARGS_JSON [USER]: one tools/call as USER (default dana@acme), with the token the
+# app minted for them, through a port-forward to the sidecar; prints the v2 envelope.
 mcp_call() {
-    local tool=$1 args=$2 port pf
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    k -n "$APP_NS" port-forward "pod/$APP_POD" "$port:8766" >"$STATE/port-forward.log" 2>&1 &
-    pf=$!
-    wait_for "port-forward to the sidecar" 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
-    python3 - "$port" "$MCP_TOKEN" "$tool" "$args" <<'PY'
+    local tool=$1 args=$2 user=${3:-dana@acme} token
+    token=$(agent_token "$user")
+    port_forward 8766
+    python3 - "$PF_PORT" "$token" "$tool" "$args" <<'PY'
 import json, sys, urllib.request
 port, token, tool, args = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 url = f"http://127.0.0.1:{port}/mcp"
@@ -328,8 +361,7 @@ post({"jsonrpc": "2.0", "method": "notifications/initialized"})
 res = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}})
 print(json.dumps(res["result"].get("structuredContent") or json.loads(res["result"]["content"][0]["text"])))
 PY
-    kill "$pf" 2>/dev/null || true
-    wait "$pf" 2>/dev/null || true
+    port_forward_stop
 }
 
 # approve_and_wait ENVELOPE: alice approves the proposal in the envelope; waits for a final phase.
@@ -359,7 +391,7 @@ cmd_up() {
     chart
     app
 
-    step "the agent proposes waiving the late fee of inv_acme_1001 (MCP through the sidecar)"
+    step "dana@acme's agent, with the token the app minted for her, proposes waiving the late fee of inv_acme_1001 (MCP through the sidecar)"
     local fee_env fee_name ticket_env ticket_name
     fee_env=$(mcp_call billing.propose_late_fee_waiver '{"invoice_id": "inv_acme_1001", "reason": "Customer disputed the March shipment"}')
     echo "$fee_env" | python3 -m json.tool >&2
@@ -406,11 +438,11 @@ cmd_down() {
 case "${1:-up}" in
 up) cmd_up ;;
 propose)
-    [ $# -eq 3 ] || die "usage: run.sh propose TOOL ARGS_JSON"
+    [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: run.sh propose TOOL ARGS_JSON [USER]"
     cluster_env
     load_or_make_secrets
     find_app_pod
-    mcp_call "$2" "$3"
+    mcp_call "$2" "$3" "${4:-dana@acme}"
     ;;
 approve)
     [ $# -eq 2 ] || die "usage: run.sh approve NAME"
@@ -419,7 +451,7 @@ approve)
     ;;
 down) cmd_down ;;
 *)
-    sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,7p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

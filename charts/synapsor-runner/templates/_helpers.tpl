@@ -146,10 +146,11 @@ runnerConfig.json is the file's text (--set-file); runnerConfig.inline the same 
 {{- end -}}
 
 {{/*
-The variables a sidecar's environment needs, as a JSON list: each source's read_url_env, the
-MCP bearer token, and the tenant and principal variables of the trusted contexts (defaults
-SYNAPSOR_TENANT_ID and SYNAPSOR_PRINCIPAL). From the config the chart holds; without it, the
-generic names.
+The variables a sidecar's environment needs, as a JSON list: each source's read_url_env, then
+for contexts read from the environment the MCP bearer token and the tenant and principal
+variables (defaults SYNAPSOR_TENANT_ID and SYNAPSOR_PRINCIPAL), and for jwt contexts (a tenant
+per session, from verified tokens) the HMAC secret the tokens are checked with, if the config
+names one. From the config the chart holds; without it, the generic names.
 */}}
 {{- define "synapsor-runner.sidecarEnvKeys" -}}
 {{- $keys := list -}}
@@ -166,7 +167,6 @@ generic names.
 {{- if not $keys -}}
 {{- $keys = list "<read_url_env of each source>" -}}
 {{- end -}}
-{{- $keys = append $keys "SYNAPSOR_RUNNER_HTTP_TOKEN" -}}
 {{- $contexts := list -}}
 {{- if kindIs "map" $cfg.trusted_context -}}
 {{- $contexts = append $contexts $cfg.trusted_context -}}
@@ -180,9 +180,17 @@ generic names.
 {{- $contexts = list dict -}}
 {{- end -}}
 {{- range $ctx := $contexts -}}
+{{- if has $ctx.provider (list "jwt" "http_claims") -}}
+{{- $identity := $cfg.identity | default dict -}}
+{{- with ($identity.keys | default dict).hmac_secret_env -}}
+{{- $keys = append $keys . -}}
+{{- end -}}
+{{- else -}}
 {{- $values := $ctx.values | default dict -}}
+{{- $keys = append $keys "SYNAPSOR_RUNNER_HTTP_TOKEN" -}}
 {{- $keys = append $keys ($values.tenant_id_env | default "SYNAPSOR_TENANT_ID") -}}
 {{- $keys = append $keys ($values.principal_env | default "SYNAPSOR_PRINCIPAL") -}}
+{{- end -}}
 {{- end -}}
 {{- toJson (uniq $keys) -}}
 {{- end -}}
