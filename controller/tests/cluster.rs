@@ -294,15 +294,19 @@ fn the_product_runs_on_a_real_cluster_and_loses_nothing_when_pods_die() {
     assert_eq!(spec["principal"]["source"], "jwt");
     assert_eq!(spec["principal"]["verified"]["issuer"], "billing-app");
     assert_eq!(spec["principal"]["verified"]["subject"], "dana@acme");
-    assert!(!spec.to_string().contains("eyJ"), "a token reached the Proposal: {spec}");
-    let read = |user: &str, invoice: &str| {
-        c.call_as(user, "billing.inspect_invoice", json!({"invoice_id": invoice}))
-    };
+    assert!(
+        !spec.to_string().contains("eyJ"),
+        "a token reached the Proposal: {spec}"
+    );
+    let read = |user: &str, invoice: &str| c.call_as(user, "billing.inspect_invoice", json!({"invoice_id": invoice}));
     let own = read("li@globex", "inv_glbx_2001");
     assert_eq!(own["data"]["id"], "inv_glbx_2001", "{own}");
     for (user, other) in [("li@globex", "inv_acme_1001"), ("dana@acme", "inv_glbx_2001")] {
         let env = read(user, other);
-        assert_eq!(env["error"]["code"], "NOT_FOUND_IN_TENANT", "{user} read {other}: {env}");
+        assert_eq!(
+            env["error"]["code"], "NOT_FOUND_IN_TENANT",
+            "{user} read {other}: {env}"
+        );
     }
     // A token the app did not sign is refused at the sidecar, with its reason and nothing else.
     {
@@ -481,12 +485,13 @@ fn the_product_runs_on_a_real_cluster_and_loses_nothing_when_pods_die() {
     let signal = |sig: &str| {
         assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
     };
-    signal("-STOP");
+    // Proposed while the app runs (it mints the agent's token), frozen before the approval.
     let name = c.propose(
         "support.propose_ticket_priority",
         json!({"ticket_id": "tkt_acme_303", "priority": "high"}),
     );
     c.wait_phase(&name, &["Pending"], 30);
+    signal("-STOP");
     c.approve(&name);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

@@ -86,8 +86,12 @@ build_images() {
         step "building the example's PostgreSQL image from this machine's postgresql-15"
         bash "$HERE/postgres-image.sh" "$IMAGES/synapsor-example-postgres.tar" >/dev/null
     fi
-    if [ ! -f "$IMAGES/synapsor-example-billing-app.tar" ]; then
-        step "building the billing app image (the axum handler template)"
+    # The app's image follows its binary: rebuilt when cargo rebuilt the app.
+    local app_bin="$REPO_ROOT/target/release/synapsor-example-handler"
+    if [ ! -f "$IMAGES/synapsor-example-billing-app.tar" ] || [ ! -f "$app_bin" ] \
+        || ! (cd "$REPO_ROOT" && cargo build --release --locked -q -p synapsor-example-handler) \
+        || [ "$app_bin" -nt "$IMAGES/synapsor-example-billing-app.tar" ]; then
+        step "building the billing app image (the axum handler template and its agent tokens)"
         (cd "$REPO_ROOT" && cargo build --release --locked -p synapsor-example-handler)
         local rootfs="$IMAGES/synapsor-example-billing-app.rootfs"
         bash "$REPO_ROOT/scripts/lib/image-rootfs.sh" "$REPO_ROOT/target/release/synapsor-example-handler" "$rootfs"

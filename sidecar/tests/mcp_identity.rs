@@ -467,6 +467,38 @@ async fn transports_and_providers_must_fit() {
     let Some(fx) = fixture().await else { return };
     let jwks = JwksServer::start(&["rsa-a"]).await;
     fx.write_config(&jwt_config(&jwks.url(), json!({})));
+    // `up` says which transport the config fits and fetches the keys.
+    // (Run asynchronously: the JWKS server answers from this test's runtime.)
+    let out = fx
+        .command("acme", &["up", "--dry-run", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let up: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |name: &str| {
+        up["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {up}"))
+    };
+    assert_eq!(check("identity")["ok"], true, "{up}");
+    assert!(
+        check("identity")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 key(s) from the JWKS URL"),
+        "{up}"
+    );
+    assert!(
+        check("transport")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("verified bearer tokens"),
+        "{up}"
+    );
     // stdio has no token to read a tenant from.
     let out = fx.std_command("acme", &["mcp", "serve"]).output().unwrap();
     assert!(!out.status.success());
@@ -504,4 +536,36 @@ async fn transports_and_providers_must_fit() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("IDENTITY_SECRET_MISSING"));
+}
+
+#[tokio::test]
+async fn an_unreachable_or_malformed_jwks_is_a_401_and_the_server_stays_up() {
+    let Some(fx) = fixture().await else { return };
+    // A port nothing listens on.
+    let dead = free_port();
+    fx.write_config(&jwt_config(&format!("http://127.0.0.1:{dead}/jwks"), json!({})));
+    let server = fx.jwt_server(&[]).await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        let r = post(server.port, Some(&token("acme", "u-1")), None, INIT).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.json()["code"], "TOKEN_KEYS_UNAVAILABLE");
+        assert!(r.header("www-authenticate").unwrap().contains("TOKEN_KEYS_UNAVAILABLE"));
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(raw_http(server.port, "GET", "/healthz", &[], "").await.status, 200);
+    drop(server);
+
+    // A JWKS that answers garbage: the same, and it is fetched at most once per interval.
+    let jwks = JwksServer::start(&[]).await;
+    *jwks.body.lock().unwrap() = "{\"keys\": \"not a list\"}".into();
+    fx.write_config(&jwt_config(&jwks.url(), json!({"jwks_refresh_min_seconds": 60})));
+    let server = fx.jwt_server(&[]).await;
+    for _ in 0..20 {
+        let r = post(server.port, Some(&token("acme", "u-1")), None, INIT).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.json()["code"], "TOKEN_KEYS_UNAVAILABLE");
+    }
+    assert_eq!(jwks.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(count(&fx, "SELECT count(*) FROM query_audit"), 0);
 }

@@ -6,9 +6,9 @@
 //! the tests are skipped with a message, unless `SYNAPSOR_REQUIRE_DBS=1`, where they fail.
 #![allow(clippy::unwrap_used)]
 
-mod mcp_common;
 #[path = "identity_support/mod.rs"]
 mod identity_support;
+mod mcp_common;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -240,7 +240,10 @@ async fn ts_sdk_with_per_session_tokens() {
         assert_eq!(own_env["_meta"]["provenance"], "jwt", "{tenant}");
         let other_env = &result(&doc, other, tenant)["structuredContent"];
         assert_eq!(other_env["error"]["code"], "NOT_FOUND_IN_TENANT", "{tenant}: {doc}");
-        assert!(!doc.to_string().contains(&format!("\"{tenant}\"")), "{tenant}: the tenant leaked");
+        assert!(
+            !doc.to_string().contains(&format!("\"{tenant}\"")),
+            "{tenant}: the tenant leaked"
+        );
     }
     let mut expired = identity_support::claims("acme", "u-1", 600);
     expired["exp"] = json!(identity_support::now() - 120);

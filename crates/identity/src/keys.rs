@@ -202,6 +202,28 @@ impl RemoteKeys {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Fetches the set now (at most once per `min_refresh`, like any refresh): how many keys are
+    /// held afterwards, or why none are.
+    pub async fn check(&self) -> Result<usize, String> {
+        let mut state = self.fetch.lock().await;
+        if state.last_attempt.is_none_or(|t| t.elapsed() >= self.min_refresh) {
+            state.last_attempt = Some(Instant::now());
+            state.fetches += 1;
+            match self.download().await {
+                Ok(set) => {
+                    *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(set));
+                    state.last_error = None;
+                }
+                Err(e) => state.last_error = Some(e),
+            }
+        }
+        match (self.cached(), &state.last_error) {
+            (_, Some(e)) => Err(e.clone()),
+            (Some(set), None) => Ok(set.len()),
+            (None, None) => Err("not fetched yet".into()),
+        }
+    }
+
     /// How many times the URL was fetched (for tests and `doctor`).
     pub async fn fetches(&self) -> u64 {
         self.fetch.lock().await.fetches

@@ -225,6 +225,19 @@ impl Verifier {
         &self.inner.config
     }
 
+    /// Where the keys come from and whether they are usable now (a JWKS URL is fetched): one
+    /// line for `up`, or why they are not.
+    pub async fn check_keys(&self) -> Result<String, String> {
+        match &self.inner.keys {
+            KeySource::Hmac(_) => Ok(format!(
+                "HMAC secret from {}",
+                self.inner.config.keys.hmac_secret_env.as_deref().unwrap_or("?")
+            )),
+            KeySource::Static(set) => Ok(format!("{} key(s) from the JWK-set file", set.len())),
+            KeySource::Remote(r) => r.check().await.map(|n| format!("{n} key(s) from the JWKS URL")),
+        }
+    }
+
     /// Whether operator tokens can be verified (`identity.operator` is set).
     pub fn has_operator(&self) -> bool {
         self.inner.config.operator.is_some()

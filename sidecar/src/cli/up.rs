@@ -4,7 +4,9 @@
 use clap::Args;
 use serde_json::{Value, json};
 use synapsor_core::capability::Capability;
-use synapsor_core::config::{CapabilityKind, Executor, RunnerConfig};
+use synapsor_core::config::{CapabilityKind, ContextSource, Executor, RunnerConfig};
+use synapsor_core::context::ProcessEnv;
+use synapsor_identity::Verifier;
 use synapsor_ledger::StoreLease;
 
 use super::common::{CliError, GlobalArgs, load_config, store_path};
@@ -103,6 +105,27 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> Result<i32, CliError> {
             Err(e) => (false, e.to_string()),
         };
         check("kubernetes", passed, detail, &mut checks);
+    }
+    let source = synapsor_core::config::context_source(&cfg);
+    check(
+        "transport",
+        !matches!(source, ContextSource::Mixed { .. }),
+        source.transports(),
+        &mut checks,
+    );
+    if let Some(identity) = &cfg.identity {
+        let base = global.config.parent().unwrap_or(std::path::Path::new("."));
+        let (passed, detail) = match Verifier::new(identity, &ProcessEnv, base) {
+            Ok(v) => match v.check_keys().await {
+                Ok(d) => (
+                    true,
+                    format!("tokens from {} for {}: {d}", identity.issuer, identity.audience),
+                ),
+                Err(e) => (false, e),
+            },
+            Err(e) => (false, e.to_string()),
+        };
+        check("identity", passed, detail, &mut checks);
     }
     for name in cfg.sources.keys() {
         if let Some(src) = runtime.source(name) {

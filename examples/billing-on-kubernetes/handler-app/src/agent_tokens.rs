@@ -35,8 +35,8 @@ struct Minter {
 
 /// `AGENT_USERS` is `user=tenant,user=tenant`; the secret is `BILLING_AGENT_TOKEN_SECRET`.
 fn minter() -> Result<Minter, String> {
-    let secret = std::env::var("BILLING_AGENT_TOKEN_SECRET")
-        .map_err(|_| "BILLING_AGENT_TOKEN_SECRET is not set".to_owned())?;
+    let secret =
+        std::env::var("BILLING_AGENT_TOKEN_SECRET").map_err(|_| "BILLING_AGENT_TOKEN_SECRET is not set".to_owned())?;
     let users = std::env::var("AGENT_USERS")
         .unwrap_or_default()
         .split(',')
@@ -78,10 +78,7 @@ async fn session(State(m): State<Arc<Minter>>, Json(body): Json<Value>) -> (Stat
             StatusCode::OK,
             Json(json!({"token": token, "expires_in": TOKEN_SECONDS})),
         ),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "cannot sign"})),
-        ),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "cannot sign"}))),
     }
 }
 
