@@ -30,7 +30,8 @@
 # service environment variables or addresses.
 #
 # Environment:
-#   SYNAPSOR_CLUSTER_NAME        cluster, namespace and node name (default synapsor)
+#   SYNAPSOR_CLUSTER_NAME        cluster, namespace and node name (default synapsor-<hash of the
+#                                repository's path>: one per checkout)
 #   SYNAPSOR_CLUSTER_STATE_DIR   state dir (default <repo>/target/cluster, or target/cluster-<name>)
 #   SYNAPSOR_CLUSTER_NODE_IP     node IP inside the namespace (default 172.30.0.1)
 #   SYNAPSOR_CLUSTER_WAIT_SECS   how long to wait for the API server and the node (default 120)
@@ -90,7 +91,7 @@ cmd_start() {
 
 cmd_env() {
     if ! cluster_init existing || ! cluster_running || [ ! -f "$STATE_DIR/env" ]; then
-        die "cluster ${CLUSTER_NAME:-synapsor} is not running; run: $0 start"
+        die "cluster ${CLUSTER_NAME:-$(cluster_default_name)} is not running; run: $0 start"
     fi
     cat "$STATE_DIR/env"
 }
@@ -113,7 +114,7 @@ cmd_stop() {
 
 cmd_status() {
     if ! cluster_init existing; then
-        echo "cluster ${SYNAPSOR_CLUSTER_NAME:-synapsor}: no state dir"
+        echo "cluster ${SYNAPSOR_CLUSTER_NAME:-$(cluster_default_name)}: no state dir"
         return 3
     fi
     find_kubectl_offline

@@ -91,14 +91,21 @@ HOST_REG=/run/synapsor-clusters
 # Setup
 # ---------------------------------------------------------------------------
 
+# The default name is per checkout ("synapsor-" and a hash of the repository's
+# path): network namespaces, cgroups and host routes are machine-wide, so two
+# clones on one machine (a developer's and a CI run's) must not share a name.
+cluster_default_name() {
+    printf 'synapsor-%06x' "$(($(printf '%s' "$REPO_ROOT" | cksum | cut -d' ' -f1) % 16777216))"
+}
+
 # Sets the cluster's names and paths from the environment. Returns 1 if the
 # state dir does not exist and $1 is "existing" (then it creates nothing).
 cluster_init() {
-    CLUSTER_NAME=${SYNAPSOR_CLUSTER_NAME:-synapsor}
+    CLUSTER_NAME=${SYNAPSOR_CLUSTER_NAME:-$(cluster_default_name)}
     [[ "$CLUSTER_NAME" =~ ^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$ ]] ||
         die "SYNAPSOR_CLUSTER_NAME=$CLUSTER_NAME: use 1-24 of a-z, 0-9 and '-' (not at either end)"
     local default_state=$REPO_ROOT/target/cluster
-    [ "$CLUSTER_NAME" = synapsor ] || default_state=$REPO_ROOT/target/cluster-$CLUSTER_NAME
+    [ -z "${SYNAPSOR_CLUSTER_NAME:-}" ] || default_state=$REPO_ROOT/target/cluster-$CLUSTER_NAME
     STATE_DIR=${SYNAPSOR_CLUSTER_STATE_DIR:-$default_state}
     if [ ! -d "$STATE_DIR" ]; then
         [ "${1:-}" != existing ] || return 1

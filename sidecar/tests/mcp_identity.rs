@@ -504,6 +504,34 @@ async fn transports_and_providers_must_fit() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CONTEXT_PROVIDER_TRANSPORT"), "{err}");
+    // So client-config gives HTTP by default, and refuses stdio and a stdio-only client.
+    let out = fx
+        .std_command("acme", &["mcp", "client-config", "--client", "cursor"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snippet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        snippet["mcpServers"]["synapsor"]["url"], "http://127.0.0.1:8766/mcp",
+        "{snippet}"
+    );
+    assert!(snippet["mcpServers"]["synapsor"].get("command").is_none(), "{snippet}");
+    for (args, code) in [
+        (
+            &["mcp", "client-config", "--client", "cursor", "--transport", "stdio"][..],
+            "CONTEXT_PROVIDER_TRANSPORT",
+        ),
+        (
+            &["mcp", "client-config", "--client", "claude-desktop"][..],
+            "MCP_CLIENT_TRANSPORT_UNSUPPORTED",
+        ),
+    ] {
+        let out = fx.std_command("acme", args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(code), "{args:?}: {err}");
+    }
     // --dev-no-auth cannot serve sessions that need a verified tenant.
     let out = fx
         .std_command(

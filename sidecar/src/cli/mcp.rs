@@ -161,7 +161,8 @@ pub enum McpCommand {
         /// claude-desktop | cursor | vscode | openai-agents | generic
         #[arg(long)]
         client: String,
-        /// stdio | streamable-http. Default: stdio, except streamable-http for openai-agents.
+        /// stdio | streamable-http. Default: stdio, except streamable-http for openai-agents and
+        /// for configs whose contexts come from per-session tokens (jwt), which stdio cannot carry.
         #[arg(long)]
         transport: Option<String>,
         #[arg(long, value_enum)]
@@ -530,13 +531,32 @@ pub async fn run(global: &GlobalArgs, cmd: McpCommand) -> Result<i32, CliError> 
             };
             // Canonical names of the exposed capabilities and the environment they need, when
             // the config is readable.
-            let (tool_names, server_env) = match load_config(&global.config) {
+            let (tool_names, server_env, sessions) = match load_config(&global.config) {
                 Ok((cfg, _)) => {
                     let caps = exposed(&cfg)?;
                     let env = server_env(&cfg, &caps);
-                    (caps.into_iter().map(|c| c.name).collect(), env)
+                    let sessions = config::context_source(&cfg) == ContextSource::Session;
+                    (caps.into_iter().map(|c| c.name).collect(), env, sessions)
                 }
-                Err(_) => (vec![], vec![]),
+                Err(_) => (vec![], vec![], false),
+            };
+            // A config of jwt contexts is served over Streamable HTTP only: each user's client
+            // sends the token issued for that user.
+            if sessions && client == ClientKind::ClaudeDesktop {
+                return Err(CliError::new(
+                    "MCP_CLIENT_TRANSPORT_UNSUPPORTED",
+                    "claude-desktop starts local MCP servers over stdio only, and this config takes each session's tenant from a per-user token (jwt contexts) over Streamable HTTP: add http://<host>:<port>/mcp as a custom connector that sends the user's token",
+                ));
+            }
+            let transport = match transport {
+                Some(Transport::Stdio) if sessions => {
+                    return Err(CliError::new(
+                        "CONTEXT_PROVIDER_TRANSPORT",
+                        "this config takes tenant and principal from per-session tokens (jwt contexts), which stdio cannot carry: use --transport streamable-http",
+                    ));
+                }
+                None if sessions => Some(Transport::StreamableHttp),
+                other => other,
             };
             let mut opts = ClientConfigOptions::new(client, abs(global.config.clone()));
             opts.store_path = global.store.clone().map(abs);
