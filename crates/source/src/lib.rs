@@ -12,6 +12,7 @@
 //! and never returns driver text to callers: errors become [`ToolError`]s with stable codes, and
 //! details go to the log.
 
+pub mod catalog;
 mod mysql;
 pub mod pg_catalog;
 mod pool;
