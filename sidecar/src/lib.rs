@@ -45,4 +45,5 @@ pub mod kube_store;
 pub mod local_apply;
 pub mod mcp;
 pub mod rate_limit;
+pub mod recipes;
 pub mod runtime;
