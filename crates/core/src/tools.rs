@@ -660,6 +660,41 @@ pub const NEVER_EXPOSED: [&str; 5] = [
     "columns outside each capability's visible_columns",
 ];
 
+/// Tool names a reviewed capability never has: generic SQL, approval and apply.
+const FORBIDDEN_TOOL_WORDS: &[&str] = &[
+    "execute_sql",
+    "run_query",
+    "query_database",
+    "run_sql",
+    "approve",
+    "reject",
+    "apply",
+    "commit",
+];
+
+/// The tool boundary check: what the tool list a model receives must not contain. Returns one
+/// line per finding (empty when the boundary holds): a generic SQL, approval or apply tool name,
+/// or a connection URL anywhere in the tools' metadata.
+pub fn boundary_findings(defs: &[ToolDef]) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in defs {
+        // The action part of `namespace.action` (or of an `namespace__action` alias).
+        let lower = d.name.to_ascii_lowercase();
+        let action = lower
+            .split_once('.')
+            .or_else(|| lower.split_once("__"))
+            .map_or(lower.as_str(), |(_, a)| a);
+        if let Some(w) = FORBIDDEN_TOOL_WORDS.iter().find(|w| action.starts_with(*w)) {
+            out.push(format!("tool {} looks like a {w} tool", d.name));
+        }
+        let text = serde_json::to_string(d).unwrap_or_default();
+        if crate::config::validate::looks_like_connection_url(&text) {
+            out.push(format!("tool {} carries a connection URL in its metadata", d.name));
+        }
+    }
+    out
+}
+
 /// The `tools preview` document: `{alias_mode, tool_count, tools: [..], never_exposed: [..]}`.
 pub fn preview(caps: &[&Capability], mode: AliasMode) -> Value {
     let tools: Vec<Value> = previews(caps, mode).iter().map(ToolPreview::to_json).collect();

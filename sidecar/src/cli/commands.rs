@@ -4,7 +4,9 @@
 use serde_json::json;
 
 use super::common::CliError;
-use super::{Cli, Command, apply, config, db, doctor, events, evidence, handler, mcp, proposals, store, tools, up};
+use super::{
+    Cli, Command, apply, config, db, doctor, events, evidence, handler, mcp, onboard, proposals, store, tools, up,
+};
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
@@ -12,6 +14,9 @@ pub async fn run(cli: Cli) -> i32 {
     let global = &cli.global;
     let result: Result<i32, CliError> = match cli.command {
         Command::Config(c) => config::run(global, c),
+        Command::Inspect(a) => onboard::inspect(global, a).await,
+        Command::Init(a) => onboard::init(global, *a).await,
+        Command::Onboard(c) => onboard::onboard(global, c).await,
         Command::Mcp(c) => mcp::run(global, c).await,
         Command::Up(a) => up::run(global, a).await,
         Command::Tools(c) => tools::tools(global, c),
@@ -25,6 +30,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Doctor(a) => doctor::run(global, a).await,
         Command::Db(c) => db::run(global, c).await,
         Command::Handler(c) => handler::run(global, c),
+        Command::Recipes(c) => super::recipes::run(global, c),
         Command::Demo(a) => crate::demo::run(a).await,
     };
     match result {
@@ -38,7 +44,7 @@ pub async fn run(cli: Cli) -> i32 {
             } else {
                 eprintln!("error[{}]: {e}", e.code());
             }
-            1
+            e.exit_code()
         }
     }
 }
@@ -63,6 +69,10 @@ fn wants_json(c: &Command) -> bool {
         Command::Tools(tools::ToolsCommand::List { json, .. } | tools::ToolsCommand::Preview { json, .. }) => *json,
         Command::Apply(a) => a.json,
         Command::Doctor(a) => a.json,
+        Command::Inspect(a) => a.json,
+        Command::Init(a) => a.json,
+        Command::Onboard(onboard::OnboardCommand::Db(a)) => a.json,
+        Command::Recipes(c) => c.json(),
         _ => false,
     }
 }

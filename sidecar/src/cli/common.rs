@@ -27,7 +27,7 @@ pub struct GlobalArgs {
 }
 
 /// A command failure with a stable [`code`](CliError::code): printed as `error[CODE]: message`,
-/// or as `{"ok": false, "error": {...}}` with `--json`, and exit status 1.
+/// or as `{"ok": false, "error": {...}}` with `--json`, and exit status 1 (2 for bad input).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -43,6 +43,10 @@ pub enum CliError {
     /// A refusal or failure of the command itself.
     #[error("{message}")]
     Command { code: &'static str, message: String },
+    /// Bad input on the command line or in a file it names (the message names the flag or key):
+    /// exit status 2, nothing done.
+    #[error("{message}")]
+    Usage { code: &'static str, message: String },
 }
 
 impl CliError {
@@ -53,6 +57,22 @@ impl CliError {
         }
     }
 
+    /// Bad input: exit status 2 instead of 1.
+    pub fn usage(code: &'static str, message: impl Into<String>) -> Self {
+        CliError::Usage {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 2 for bad input, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage { .. } => 2,
+            _ => 1,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             CliError::Ledger(e) => e.code(),
@@ -60,7 +80,7 @@ impl CliError {
             CliError::Executor(e) => e.code(),
             CliError::Tool(e) => e.code.as_str(),
             CliError::ClientConfig(e) => e.code(),
-            CliError::Command { code, .. } => code,
+            CliError::Command { code, .. } | CliError::Usage { code, .. } => code,
         }
     }
 }

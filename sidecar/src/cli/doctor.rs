@@ -301,8 +301,21 @@ fn program_exists(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// `doctor [--json]`: exit 1 when a check fails.
-pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<i32, CliError> {
+/// One doctor finding: `status` is ok, warn, fail or skip.
+pub type Finding = serde_json::Value;
+
+/// Every doctor check of the config in `global`, as `{status, check, message}` objects
+/// (`onboard db` runs them after writing a config).
+pub async fn findings(global: &GlobalArgs) -> Vec<Finding> {
+    collect(global)
+        .await
+        .0
+        .iter()
+        .map(|i| serde_json::to_value(i).unwrap_or_default())
+        .collect()
+}
+
+async fn collect(global: &GlobalArgs) -> Items {
     let mut items = Items::default();
     let cfg = match load_config(&global.config) {
         Ok((cfg, warnings)) => {
@@ -347,6 +360,12 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<i32, CliError>
         }
         executor_checks(cfg, &mut items);
     }
+    items
+}
+
+/// `doctor [--json]`: exit 1 when a check fails.
+pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<i32, CliError> {
+    let items = collect(global).await;
     let failures = items.0.iter().filter(|i| i.status == Level::Fail).count();
     let warnings = items.0.iter().filter(|i| i.status == Level::Warn).count();
     if args.json {

@@ -25,11 +25,19 @@ pub enum HandlerCommand {
     },
 }
 
-/// `handler template KIND [--output FILE] [--force]`.
-pub fn run(_global: &GlobalArgs, cmd: HandlerCommand) -> Result<i32, CliError> {
-    let HandlerCommand::Template { kind, output, force } = cmd;
-    // (file name, contents, how to run it); the sources are embedded so the binary is enough.
-    let (file, text, next): (&str, &str, &str) = match kind.as_str() {
+/// One embedded starter handler: its file name, its text, and how to run it (`FILE` and `DIR`
+/// stand for where it was written).
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    pub file: &'static str,
+    pub text: &'static str,
+    pub next: &'static str,
+}
+
+/// The template of `kind` (http, command, fastapi, axum, or their aliases).
+pub fn template(kind: &str) -> Result<Template, CliError> {
+    // The sources are embedded so the binary is enough.
+    let (file, text, next) = match kind {
         "http" | "node" => (
             "handler.mjs",
             include_str!("../../../templates/http-node/handler.mjs"),
@@ -57,6 +65,13 @@ pub fn run(_global: &GlobalArgs, cmd: HandlerCommand) -> Result<i32, CliError> {
             ));
         }
     };
+    Ok(Template { file, text, next })
+}
+
+/// `handler template KIND [--output FILE] [--force]`.
+pub fn run(_global: &GlobalArgs, cmd: HandlerCommand) -> Result<i32, CliError> {
+    let HandlerCommand::Template { kind, output, force } = cmd;
+    let Template { file, text, next } = template(&kind)?;
     let Some(path) = output else {
         print!("{text}");
         return Ok(0);

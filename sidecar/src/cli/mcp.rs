@@ -314,7 +314,7 @@ pub fn exposed(cfg: &RunnerConfig) -> Result<Vec<Capability>, CliError> {
 /// The environment an MCP server for `caps` reads: each source's read URL, then the trusted
 /// tenant and principal. Names only, with placeholders: clients like Claude Desktop start the
 /// server without the user's shell environment, so the snippet has to carry these.
-fn server_env(cfg: &RunnerConfig, caps: &[Capability]) -> Vec<ServerEnv> {
+pub(crate) fn server_env(cfg: &RunnerConfig, caps: &[Capability]) -> Vec<ServerEnv> {
     let mut out: Vec<ServerEnv> = Vec::new();
     let mut add = |name: &str, placeholder: String| {
         if !out.iter().any(|e| e.name == name) {

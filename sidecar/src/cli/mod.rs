@@ -12,12 +12,15 @@ pub mod events;
 pub mod evidence;
 pub mod handler;
 pub mod mcp;
+pub mod onboard;
 pub mod operator;
 mod output;
 pub mod proposals;
+pub mod recipes;
 pub mod store;
 pub mod tools;
 pub mod up;
+mod wizard;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +52,8 @@ of writing it. A human approves outside MCP; everything lands in a replayable lo
 
 Start here:
   synapsor-runner demo --quick            the whole flow on an embedded SQLite demo database
+  synapsor-runner onboard db --from-env DATABASE_URL
+                                          a reviewed config for one table of your database
   synapsor-runner config validate         check synapsor.runner.json
   synapsor-runner up --dry-run            check config, store, databases and tools
   synapsor-runner mcp serve               serve MCP over stdio
@@ -69,6 +74,13 @@ pub enum Command {
     /// Serve MCP (stdio or Streamable HTTP), or print a client's MCP configuration.
     #[command(subcommand)]
     Mcp(mcp::McpCommand),
+    /// Read a database's catalog (never its data): tables, columns, keys, and suggestions.
+    Inspect(onboard::InspectArgs),
+    /// Write a reviewed config for one table: flags, --answers FILE, or a wizard on a terminal.
+    Init(Box<onboard::InitArgs>),
+    /// Onboard your database: `onboard db` is init, then validate, tool boundary, doctor, next steps.
+    #[command(subcommand)]
+    Onboard(onboard::OnboardCommand),
     /// Check everything (config, store, lease, databases, tools, writeback path), then optionally serve.
     Up(up::UpArgs),
     /// List the tools a model will see, or preview exactly what it sees and what it never sees.
@@ -104,6 +116,9 @@ pub enum Command {
     /// Starter code for app-owned writeback handlers.
     #[command(subcommand)]
     Handler(handler::HandlerCommand),
+    /// Built-in recipes: tested configs for common reviewed actions, with demo schemas.
+    #[command(subcommand, long_about = recipes::LONG_ABOUT)]
+    Recipes(recipes::RecipesCommand),
     /// Run the demo: `demo --quick` needs no server and no setup.
     Demo(crate::demo::DemoArgs),
 }

@@ -26,16 +26,20 @@ pub fn runner_config_schema() -> Value {
         .into_root_schema_for::<RunnerConfig>();
     RecursiveTransform(close_objects).transform(&mut schema);
 
-    let mut value = schema.to_value();
+    with_id(schema.to_value(), RUNNER_CONFIG_SCHEMA_ID)
+}
+
+/// A generated schema with `$schema` first, then `$id`, then the rest as generated (the order
+/// of the committed files).
+pub fn with_id(mut value: Value, id: &str) -> Value {
     if let Some(obj) = value.as_object_mut() {
-        // `$schema` first, then `$id`, then the rest as generated.
         let mut out = serde_json::Map::new();
         out.insert(
             "$schema".into(),
             obj.remove("$schema")
                 .unwrap_or_else(|| "https://json-schema.org/draft/2020-12/schema".into()),
         );
-        out.insert("$id".into(), RUNNER_CONFIG_SCHEMA_ID.into());
+        out.insert("$id".into(), id.into());
         out.extend(std::mem::take(obj));
         *obj = out;
     }
