@@ -53,6 +53,7 @@ fn schema_sql(e: Eng) -> String {
          CREATE TABLE audit_log (id integer, tenant_id varchar(64), note varchar(200));
          CREATE TABLE memberships (id {text_key} PRIMARY KEY, account_id varchar(64), org_id varchar(64), \
            role varchar(32), updated_at {ts});
+         INSERT INTO memberships VALUES ('m_1', 'acme', 'org_9', 'admin', {now});
          CREATE VIEW open_invoices AS SELECT id, tenant_id, amount_cents FROM invoices WHERE status = 'open';"
     )
 }
@@ -139,8 +140,12 @@ async fn setup(e: Eng) -> Option<Run> {
     Some(Run { dir, url })
 }
 
-/// Runs one tool through `mcp serve` (stdio) as tenant acme, the way a client would.
+/// Runs tools through `mcp serve` (stdio) as tenant acme, the way a client would.
 async fn mcp_calls(run: &Run, calls: &[(&str, Value)]) -> Vec<Value> {
+    mcp_calls_with(run, "synapsor.runner.json", calls).await
+}
+
+async fn mcp_calls_with(run: &Run, config: &str, calls: &[(&str, Value)]) -> Vec<Value> {
     let mut cmd = tokio::process::Command::new(BIN);
     for v in SCRUBBED {
         cmd.env_remove(v);
@@ -148,7 +153,7 @@ async fn mcp_calls(run: &Run, calls: &[(&str, Value)]) -> Vec<Value> {
     cmd.env(URL_ENV, &run.url)
         .env("SYNAPSOR_TENANT_ID", "acme")
         .env("SYNAPSOR_PRINCIPAL", "agent.one")
-        .args(["mcp", "serve"])
+        .args(["--config", config, "mcp", "serve"])
         .current_dir(run.dir.path())
         .kill_on_drop(true);
     let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
@@ -431,6 +436,51 @@ async fn scripted_onboarding(e: Eng) {
     let o = run.run(&["proposals", "list", "--json"]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
     assert_eq!(list["proposals"].as_array().map(Vec::len), Some(1), "{label}: {list}");
+
+    // The view, keyed by hand, and the table with two tenant candidates, once chosen, serve too.
+    for (dir, args, tool, id_arg, id) in [
+        (
+            "view",
+            vec!["--table", "open_invoices", "--primary-key", "id"],
+            "open.inspect_open_invoice",
+            "open_invoice_id",
+            "inv_1",
+        ),
+        (
+            "members",
+            vec!["--table", "memberships", "--tenant-column", "account_id"],
+            "membership.inspect_membership",
+            "membership_id",
+            "m_1",
+        ),
+    ] {
+        let out = format!("{dir}/synapsor.runner.json");
+        let mut all = vec!["init", "--from-env", URL_ENV, "--yes", "--out", &out];
+        all.extend(args.iter().copied());
+        let o = run.run(&all);
+        assert!(o.status.success(), "{label} {dir}: {}", text(&o));
+        let r = mcp_calls_with(&run, &out, &[(tool, json!({ id_arg: id }))]).await;
+        let env = &r[0]["structuredContent"];
+        assert_eq!(env["ok"], true, "{label} {dir}: {env}");
+        assert!(
+            env["data"].get("tenant_id").is_none() && env["data"].get("account_id").is_none(),
+            "{label}: {env}"
+        );
+    }
+    // A column that is not a key is refused as one.
+    let o = run.run(&[
+        "init",
+        "--from-env",
+        URL_ENV,
+        "--yes",
+        "--table",
+        "audit_log",
+        "--primary-key",
+        "id",
+        "--out",
+        "x.json",
+    ]);
+    assert_usage_error(&o, "ONBOARD_KEY_NOT_UNIQUE", "--primary-key");
 }
 
 #[tokio::test]
@@ -656,4 +706,57 @@ async fn the_wizard_walks_previews_revises_and_writes() {
     );
     let o = run.run(&["config", "validate"]);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// App-owned writeback: the source stays read-only, the executor is named, and the handler
+/// template is written beside the config.
+#[tokio::test]
+async fn handler_writeback_with_a_template() {
+    let Some(run) = setup(Eng::Sqlite).await else { return };
+    let o = run.run(&[
+        "init",
+        "--from-env",
+        URL_ENV,
+        "--yes",
+        "--table",
+        "invoices",
+        "--patch",
+        "late_fee_cents=fixed:0",
+        "--writeback",
+        "http_handler",
+        "--handler-signing-secret-env",
+        "APP_SIGNING_SECRET",
+        "--emit-handler",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(run.path("synapsor.runner.json")).unwrap()).unwrap();
+    assert_eq!(cfg["sources"]["local_sqlite"]["read_only"], true);
+    assert_eq!(
+        cfg["executors"]["app_handler"]["signing_secret_env"],
+        "APP_SIGNING_SECRET"
+    );
+    assert!(
+        std::fs::read_to_string(run.path("handler.mjs"))
+            .unwrap()
+            .contains("signature")
+    );
+    let env = std::fs::read_to_string(run.path(".env.example")).unwrap();
+    assert!(
+        env.contains("SYNAPSOR_APP_WRITEBACK_URL=") && env.contains("APP_SIGNING_SECRET=<"),
+        "{env}"
+    );
+    // A handler template without a handler is refused.
+    let o = run.run(&[
+        "init",
+        "--from-env",
+        URL_ENV,
+        "--yes",
+        "--table",
+        "invoices",
+        "--emit-handler",
+        "--out",
+        "other.json",
+    ]);
+    assert_usage_error(&o, "ONBOARD_HANDLER_FLAG_UNUSED", "--emit-handler");
+    assert!(!run.path("other.json").exists());
 }

@@ -12,6 +12,7 @@
 
 pub mod approval;
 pub mod capability;
+pub mod catalog;
 pub mod changeset;
 pub mod config;
 pub mod context;

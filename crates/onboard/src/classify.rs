@@ -6,7 +6,7 @@
 //! version column), the suggestion says so instead of choosing.
 
 use serde::Serialize;
-use synapsor_source::catalog::{ColumnInfo, TableInfo, TableKind};
+use synapsor_core::catalog::{ColumnInfo, TableInfo, TableKind};
 
 /// Column names taken for the tenant, in order of preference.
 pub const TENANT_COLUMNS: &[&str] = &[

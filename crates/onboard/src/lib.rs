@@ -1,6 +1,7 @@
 //! Onboarding a database: from what its catalog says to a reviewed `synapsor.runner.json`.
 //!
-//! What it is: pure functions over a [`Catalog`] (read by `synapsor_source::catalog`):
+//! What it is: pure functions over a [`Catalog`] (read by `synapsor_source::catalog`; the types
+//! are `synapsor_core::catalog`'s):
 //! [`classify`] suggests tenant, version, sensitive and large columns and the row key;
 //! [`selection`] is the user's choice (the flags of `init` / `onboard db`, or an answers file);
 //! [`plan`] checks the choice against the table and builds the config, which it runs through the
@@ -19,7 +20,7 @@ pub mod selection;
 pub use error::{Field, OnboardError};
 pub use plan::{EnvVar, HiddenColumn, Onboarding, plan};
 pub use selection::{Selection, Writeback};
-pub use synapsor_source::catalog::Catalog;
+pub use synapsor_core::catalog::Catalog;
 
 /// `$id` of the answers-file schema.
 pub const SELECTION_SCHEMA_ID: &str = "https://synapsor.ai/schemas/onboarding-selection.v1.schema.json";

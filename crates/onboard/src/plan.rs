@@ -5,6 +5,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
+use synapsor_core::catalog::{Catalog, TableInfo, TableKind};
 use synapsor_core::config::validate::{is_reserved_arg_name, looks_like_connection_url};
 use synapsor_core::config::{
     ApprovalMode, ApprovalPolicy, ArgSpec, ArgType, Capability, CapabilityKind, ConfigIssue, ConflictGuard,
@@ -13,7 +14,6 @@ use synapsor_core::config::{
     parse_config_value,
 };
 use synapsor_core::ident::{is_capability_name, is_env_name, is_safe_identifier};
-use synapsor_source::catalog::{Catalog, TableInfo, TableKind};
 
 use crate::classify::{ColumnTag, KeySuggestion, TableSuggestions, identifies_one_row, is_numeric_type, suggest};
 use crate::error::{Field, OnboardError};

@@ -2,8 +2,8 @@
 //! written and exposed, `.env.example`, and the next commands.
 
 use serde_json::{Value, json};
+use synapsor_core::catalog::{Catalog, TableKind};
 use synapsor_core::config::{CapabilityKind, Mode, ResultFormat};
-use synapsor_source::catalog::{Catalog, TableKind};
 
 use crate::classify::{KeySuggestion, suggest};
 use crate::plan::Onboarding;

@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
+use synapsor_core::catalog::{Catalog, ColumnInfo, TableInfo, TableKind};
 use synapsor_core::config::{Mode, parse_config_value};
 use synapsor_onboard::selection::{parse_bound_flags, parse_guard_flags, parse_patch_flags};
 use synapsor_onboard::{Selection, Writeback, plan};
-use synapsor_source::catalog::{Catalog, ColumnInfo, TableInfo, TableKind};
 
 fn col(name: &str, ty: &str) -> ColumnInfo {
     ColumnInfo {

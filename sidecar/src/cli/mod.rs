@@ -77,6 +77,7 @@ pub enum Command {
     /// Read a database's catalog (never its data): tables, columns, keys, and suggestions.
     Inspect(onboard::InspectArgs),
     /// Write a reviewed config for one table: flags, --answers FILE, or a wizard on a terminal.
+    #[command(after_help = onboard::INIT_EXAMPLES)]
     Init(Box<onboard::InitArgs>),
     /// Onboard your database: `onboard db` is init, then validate, tool boundary, doctor, next steps.
     #[command(subcommand)]

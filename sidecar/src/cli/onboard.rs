@@ -28,6 +28,21 @@ use super::mcp::{AliasArg, LedgerCalls, ProposalStoreArg, ServeArgs, build_runti
 use crate::client_config::{ClientConfigOptions, ClientKind, client_config};
 use crate::mcp::McpServer;
 
+/// Shown under `init --help` and `onboard db --help`.
+pub const INIT_EXAMPLES: &str = "\
+Examples:
+  export APP_DATABASE_URL='postgres://readonly@db.internal/app'   (never on the command line)
+  synapsor-runner inspect --from-env APP_DATABASE_URL
+  synapsor-runner onboard db --from-env APP_DATABASE_URL           the wizard, on a terminal
+  synapsor-runner onboard db --from-env APP_DATABASE_URL --yes --table invoices \\
+    --patch late_fee_cents=fixed:0,waiver_reason=arg:reason
+  synapsor-runner init --answers onboarding-selection.json --dry-run
+
+Without --yes, --answers or --table, a terminal gets the wizard; without a terminal the command
+refuses and names these flags. Ambiguous suggestions (two tenant columns, no primary key, no
+version column) are named as the flag to pass. Bad input exits 2 and writes nothing.
+See docs/onboarding.md.";
+
 /// Where the database URL comes from when no flag names a variable.
 const DEFAULT_URL_ENV: &str = synapsor_onboard::plan::DEFAULT_READ_URL_ENV;
 
@@ -86,10 +101,12 @@ pub struct InspectArgs {
 pub enum OnboardCommand {
     /// Onboard one table of your database: init, then validate, check the tool boundary, doctor,
     /// and print the next commands.
+    #[command(after_help = INIT_EXAMPLES)]
     Db(Box<InitArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum ModeArg {
     ReadOnly,
     Shadow,
@@ -97,6 +114,7 @@ pub enum ModeArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum WritebackArg {
     SqlUpdate,
     HttpHandler,
@@ -249,6 +267,9 @@ pub struct InitArgs {
     /// Also write a starter handler (http_handler: http; command_handler: command).
     #[arg(long)]
     pub emit_handler: bool,
+    /// Write no handler template (the default; the original's flag, also --skip-handler-template).
+    #[arg(long, alias = "skip-handler-template", conflicts_with_all = ["emit_handler", "handler_template"])]
+    pub no_emit_handler: bool,
     /// The handler template to write: http, command, fastapi or axum.
     #[arg(long)]
     pub handler_template: Option<String>,

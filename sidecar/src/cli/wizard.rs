@@ -8,12 +8,12 @@
 use std::io::IsTerminal;
 
 use inquire::{InquireError, Select, Text};
+use synapsor_core::catalog::{Catalog, TableKind};
 use synapsor_core::config::Mode;
 use synapsor_onboard::classify::{KeySuggestion, suggest};
 use synapsor_onboard::report::preview_text;
 use synapsor_onboard::selection::{parse_bound_flags, parse_guard_flags, parse_patch_flags};
 use synapsor_onboard::{Field, OnboardError, Onboarding, Selection, Writeback, plan};
-use synapsor_source::catalog::{Catalog, TableKind};
 
 use super::common::CliError;
 
@@ -183,7 +183,7 @@ impl Wizard<'_> {
         Ok(())
     }
 
-    fn table(&self) -> Option<&synapsor_source::catalog::TableInfo> {
+    fn table(&self) -> Option<&synapsor_core::catalog::TableInfo> {
         self.sel.table.as_deref().and_then(|t| self.catalog.table(t))
     }
 

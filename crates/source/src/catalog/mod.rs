@@ -3,7 +3,8 @@
 //!
 //! What it is: one metadata read per engine (PostgreSQL `pg_catalog`, MySQL/MariaDB
 //! `information_schema`, SQLite `sqlite_schema` and its pragmas) into one engine-neutral
-//! [`Catalog`]: tables and views, columns with their declared types, primary and unique keys,
+//! [`Catalog`] (its types live in `synapsor_core::catalog`, so that onboarding's rules stay in the
+//! pure layer): tables and views, columns with their declared types, primary and unique keys,
 //! foreign keys and indexes.
 //!
 //! What it is not: it never reads a row of table data, never writes, and makes no suggestion
@@ -17,7 +18,7 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use synapsor_core::catalog::{Catalog, ColumnInfo, ForeignKey, IndexInfo, TableInfo, TableKind};
 use synapsor_core::config::Engine;
 
 use crate::redact;
@@ -26,78 +27,6 @@ use crate::redact;
 /// `statement_timeout`, MariaDB `max_statement_time`, MySQL `max_execution_time`; for SQLite the
 /// whole read, which has no server to time it).
 pub const CATALOG_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The tables and views of one schema (PostgreSQL schema, MySQL database, SQLite `main`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Catalog {
-    pub engine: Engine,
-    /// The schema that was read: `public` by default on PostgreSQL, the URL's database on MySQL,
-    /// `main` on SQLite.
-    pub schema: String,
-    /// Sorted by name.
-    pub tables: Vec<TableInfo>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableKind {
-    Table,
-    View,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableInfo {
-    pub name: String,
-    pub kind: TableKind,
-    /// In column order.
-    pub columns: Vec<ColumnInfo>,
-    /// Columns of the primary key in key order; empty when there is none (always for views).
-    pub primary_key: Vec<String>,
-    /// Unique constraints and unique indexes other than the primary key, each in key order.
-    pub unique_keys: Vec<Vec<String>>,
-    pub foreign_keys: Vec<ForeignKey>,
-    /// Every index, the primary key's and unique ones included (SQLite's automatic ones too).
-    pub indexes: Vec<IndexInfo>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnInfo {
-    pub name: String,
-    /// The declared type as the catalog spells it, lowercased: `integer`, `character varying(64)`,
-    /// `timestamp with time zone`, `varchar(64)`, `bigint unsigned`, `blob`, SQLite's declared
-    /// affinity text (empty when none was declared).
-    pub data_type: String,
-    pub nullable: bool,
-    /// Whether the column has a default (its expression is not kept: it may quote data).
-    pub has_default: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ForeignKey {
-    pub columns: Vec<String>,
-    /// The referenced table (in the same schema, or `schema.table` when in another).
-    pub references_table: String,
-    pub references_columns: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexInfo {
-    pub name: String,
-    pub columns: Vec<String>,
-    pub unique: bool,
-}
-
-impl TableInfo {
-    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-}
-
-impl Catalog {
-    pub fn table(&self, name: &str) -> Option<&TableInfo> {
-        self.tables.iter().find(|t| t.name == name)
-    }
-}
 
 /// Why the catalog could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
