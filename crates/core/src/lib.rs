@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod error;
 pub mod ident;
 pub mod ratelimit;
+pub mod review;
 pub mod secrets;
 pub mod state;
 pub mod time;
