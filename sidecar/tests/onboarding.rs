@@ -606,6 +606,16 @@ async fn the_wizard_refuses_to_prompt_without_a_terminal() {
     let Some(run) = setup(Eng::Sqlite).await else { return };
     let o = run.run(&["init", "--from-env", URL_ENV]);
     assert_usage_error(&o, "ONBOARD_TTY_REQUIRED", "--table");
+    let o = run.run(&[
+        "onboard",
+        "db",
+        "--from-env",
+        URL_ENV,
+        "--wizard",
+        "--table",
+        "invoices",
+    ]);
+    assert_usage_error(&o, "ONBOARD_TTY_REQUIRED", "--answers");
     assert_eq!(run.files(), ["app.db"]);
 }
 

@@ -38,8 +38,8 @@ Examples:
     --patch late_fee_cents=fixed:0,waiver_reason=arg:reason
   synapsor-runner init --answers onboarding-selection.json --dry-run
 
-Without --yes, --answers or --table, a terminal gets the wizard; without a terminal the command
-refuses and names these flags. Ambiguous suggestions (two tenant columns, no primary key, no
+Without --yes, --answers or --table (or with --wizard), a terminal gets the wizard; without a
+terminal the command refuses and names these flags. Ambiguous suggestions (two tenant columns, no primary key, no
 version column) are named as the flag to pass. Bad input exits 2 and writes nothing.
 See docs/onboarding.md.";
 
@@ -129,6 +129,10 @@ pub struct InitArgs {
     /// Answers file (JSON, schemas/onboarding-selection.v1.schema.json); flags override it.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
+    /// Ask with the wizard even when --table or --answers gave some choices (they become its
+    /// defaults). Needs a terminal.
+    #[arg(long, conflicts_with_all = ["yes", "non_interactive", "dry_run"])]
+    pub wizard: bool,
     /// Do not prompt: take the flags, the answers file and unambiguous suggestions.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -355,7 +359,8 @@ impl InitArgs {
 
     /// Scripted (no prompts) when asked, or when an answers file or a table was given.
     fn scripted(&self) -> bool {
-        self.yes || self.non_interactive || self.answers.is_some() || self.table.is_some() || self.dry_run
+        !self.wizard
+            && (self.yes || self.non_interactive || self.answers.is_some() || self.table.is_some() || self.dry_run)
     }
 }
 
