@@ -18,8 +18,9 @@
 # Kubernetes API server (etcd + kube-apiserver on loopback, scripts/k8s.sh;
 # docs/kubernetes-testing.md), runs with SYNAPSOR_REQUIRE_DBS=1 and
 # SYNAPSOR_REQUIRE_K8S=1 so DB and Kubernetes tests fail instead of skipping
-# when a URL or KUBECONFIG is missing, and stops the servers again on exit,
-# failure or Ctrl-C.
+# when a URL or KUBECONFIG is missing (SYNAPSOR_REQUIRE_BROWSER=1 likewise for
+# the review UI's tests in headless Chromium, installed with apt-get when
+# missing), and stops the servers again on exit, failure or Ctrl-C.
 set -Eeuo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -138,6 +139,15 @@ if ! python3 -c 'import fastapi, uvicorn' >/dev/null 2>&1; then
     step "pip install fastapi uvicorn (handler template tests)" \
         python3 -m pip install --quiet -r templates/fastapi/requirements.txt
 fi
+
+# The review UI's browser tests (sidecar/tests/review_ui.rs) drive headless Chromium through
+# chromedriver; Debian's packages, installed when missing (root or password-less sudo, like the
+# databases). SYNAPSOR_REQUIRE_BROWSER=1 makes those tests fail instead of skipping without them.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    step "apt-get install chromium chromium-driver (review UI browser tests)" \
+        bash -c '. scripts/lib/common.sh && apt_install chromium chromium-driver'
+fi
+export SYNAPSOR_REQUIRE_BROWSER=1
 
 # The container images (release binaries; scripts/images.sh), built once per run: the image
 # tests check them, and the cluster tests run them.

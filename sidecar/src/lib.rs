@@ -47,3 +47,4 @@ pub mod mcp;
 pub mod rate_limit;
 pub mod recipes;
 pub mod runtime;
+pub mod ui;

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Handler(c) => handler::run(global, c),
         Command::Recipes(c) => super::recipes::run(global, c),
         Command::Demo(a) => crate::demo::run(a).await,
+        Command::Ui(a) => super::ui::run(global, a).await,
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,7 @@ pub mod proposals;
 pub mod recipes;
 pub mod store;
 pub mod tools;
+pub mod ui;
 pub mod up;
 mod wizard;
 
@@ -120,6 +121,9 @@ pub enum Command {
     /// Built-in recipes: tested configs for common reviewed actions, with demo schemas.
     #[command(subcommand, long_about = recipes::LONG_ABOUT)]
     Recipes(recipes::RecipesCommand),
+    /// Review proposals in a browser: a local web UI (loopback, per-run token) to approve, reject or apply.
+    #[command(after_help = ui::AFTER_HELP)]
+    Ui(ui::UiArgs),
     /// Run the demo: `demo --quick` needs no server and no setup.
     Demo(crate::demo::DemoArgs),
 }
