@@ -10,7 +10,7 @@
 
 use k8s_openapi::api::core::v1::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use synapsor_core::approval::same_person;
 use synapsor_core::review::{Decision, Review, TimelineEntry};
 use synapsor_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -370,11 +370,6 @@ pub fn parse_phase(s: &str) -> Option<Phase> {
     ]
     .into_iter()
     .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
-}
-
-/// A JSON value of a review or rows, for `-o json|yaml`.
-pub fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

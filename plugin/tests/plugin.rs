@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
@@ -700,6 +700,59 @@ async fn review_prints_the_diff_guards_and_evidence_and_json_parses() {
     let o = fx.plugin(EDITOR, &["review", &name, "-o", "yaml"]).await;
     let y: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
     assert_eq!(y["name"].as_str(), Some(name.as_str()));
+
+    // The timeline takes the status conditions and the proposal's Events, oldest first.
+    fx.set_status(
+        &name,
+        json!({"phase": "Applied", "receipt": {"status": "applied", "rows_affected": 1},
+               "conditions": [{"type": "Applied", "status": "True", "reason": "Applied",
+                               "message": "1 row written", "lastTransitionTime": "2099-01-01T00:00:02Z"}]}),
+    )
+    .await;
+    let events: Api<Event> = Api::namespaced(fx.admin.clone(), &fx.ns);
+    events
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": format!("{name}.applied")},
+                "involvedObject": {"apiVersion": "runner.synapsor.ai/v1alpha1", "kind": "Proposal",
+                                   "name": name, "namespace": fx.ns},
+                "reason": "Applied", "message": "applied: 1 row", "type": "Normal",
+                "firstTimestamp": "2099-01-01T00:00:03Z", "lastTimestamp": "2099-01-01T00:00:03Z",
+                "source": {"component": "synapsor-controller"}
+            })),
+        )
+        .await
+        .unwrap();
+    let o = StdCommand::new(BIN)
+        .arg("--kubeconfig")
+        .arg(&fx.admin_kubeconfig)
+        .args(["-n", &fx.ns, "review", &name, "-o", "json"])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["phase"], "Applied");
+    assert_eq!(r["receipt"]["rows_affected"], 1);
+    let timeline: Vec<(String, String)> = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            ("proposed".to_owned(), format!("created by {}", fx.proposer)),
+            ("condition Applied=True".to_owned(), "Applied: 1 row written".to_owned()),
+            ("event Applied".to_owned(), "applied: 1 row".to_owned()),
+        ]
+    );
+    assert_eq!(r["timeline"][2]["actor"], "synapsor-controller");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
