@@ -59,7 +59,8 @@ Start here:
   synapsor-runner up --dry-run            check config, store, databases and tools
   synapsor-runner mcp serve               serve MCP over stdio
   synapsor-runner proposals list          what agents proposed
-  synapsor-runner proposals approve ID    approve one, bound to its digest";
+  synapsor-runner proposals approve ID    approve one, bound to its digest
+  synapsor-runner ui                      review and decide proposals in a browser (loopback)";
 
 #[derive(Debug, Parser)]
 #[command(name = "synapsor-runner", version, about = ABOUT, long_about = LONG_ABOUT)]
