@@ -128,24 +128,27 @@ impl ChangeSet {
             .get(cap.read.primary_key.as_str())
             .cloned()
             .unwrap_or_else(|| Value::String(input.object_id.to_owned()));
-        let tenant = cap.read.tenant_key.as_ref().map(|k| ColumnValue {
-            column: k.as_str().to_owned(),
+        // A scoping column and the value the row holds there (the trusted value when the read
+        // did not return the column).
+        let scoped = |key: &str, trusted: &str| ColumnValue {
+            column: key.to_owned(),
             value: input
                 .built
                 .before
-                .get(k.as_str())
+                .get(key)
                 .cloned()
-                .unwrap_or_else(|| Value::String(input.context.tenant_id.clone())),
-        });
-        let principal = cap.read.principal_key.as_ref().map(|k| ColumnValue {
-            column: k.as_str().to_owned(),
-            value: input
-                .built
-                .before
-                .get(k.as_str())
-                .cloned()
-                .unwrap_or_else(|| Value::String(input.context.principal.clone())),
-        });
+                .unwrap_or_else(|| Value::String(trusted.to_owned())),
+        };
+        let tenant = cap
+            .read
+            .tenant_key
+            .as_ref()
+            .map(|k| scoped(k.as_str(), &input.context.tenant_id));
+        let principal = cap
+            .read
+            .principal_key
+            .as_ref()
+            .map(|k| scoped(k.as_str(), &input.context.principal));
         let mut cs = ChangeSet {
             schema_version: CHANGE_SET_SCHEMA.into(),
             proposal_id: input.proposal_id,
