@@ -16,15 +16,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::{Value, json};
-use synapsor_kube::{
-    ANNOTATION_APPROVALS, ANNOTATION_APPROVE, ANNOTATION_REJECT, ANNOTATION_REJECTION, Phase, Proposal,
-};
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+use synapsor_kube::review;
+use synapsor_kube::reviewer::{Decision, DecisionError, send_decision};
+use synapsor_kube::{ANNOTATION_APPROVALS, ANNOTATION_REJECTION, Phase, Proposal};
 
 use crate::cli::{Cli, Command, ListArgs, ListOutput, RejectArgs, ReviewArgs, ReviewOutput, WaitArgs};
 use crate::connect::{Conn, connect};
-use crate::error::{PluginError, api_message};
+use crate::error::PluginError;
 use crate::view;
 
 /// Runs one command.
@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> Result<(), PluginError> {
     }
     let phase_filter = match &cli.command {
         Command::List(ListArgs { phase: Some(p), .. }) => {
-            Some(view::parse_phase(p).ok_or_else(|| PluginError::InvalidArgument {
+            Some(review::parse_phase(p).ok_or_else(|| PluginError::InvalidArgument {
                 flag: "--phase",
                 value: p.clone(),
                 expected: "one of Pending, Approved, Applying, Applied, Conflict, Failed, Rejected, Expired",
@@ -52,10 +52,10 @@ pub async fn run(cli: Cli) -> Result<(), PluginError> {
     let conn = connect(&cli.global).await?;
     match cli.command {
         Command::List(a) => list(&conn, &a, phase_filter).await,
-        Command::Review(a) => review(&conn, &a).await,
-        Command::Approve(a) => decide(&conn, &a.name, Requested::Approve, a.yes).await,
+        Command::Review(a) => show(&conn, &a).await,
+        Command::Approve(a) => decide(&conn, &a.name, Decision::Approve, a.yes).await,
         Command::Reject(RejectArgs { name, reason, yes }) => {
-            decide(&conn, &name, Requested::Reject(reason.trim().to_owned()), yes).await
+            decide(&conn, &name, Decision::Reject(reason.trim().to_owned()), yes).await
         }
         Command::Wait(a) => match wait_plan {
             Some((until, timeout)) => wait(&conn, &a, until, timeout).await,
@@ -134,7 +134,7 @@ async fn list(conn: &Conn, a: &ListArgs, phase: Option<Phase>) -> Result<(), Plu
     let now = now_ms();
     let mut rows: Vec<view::ListRow> = items
         .iter()
-        .filter(|p| phase.is_none_or(|ph| view::effective_phase(p) == ph))
+        .filter(|p| phase.is_none_or(|ph| review::effective_phase(p) == ph))
         .map(|p| view::list_row(p, now))
         .collect();
     rows.sort_by(|x, y| (&x.namespace, &x.created_at, &x.name).cmp(&(&y.namespace, &y.created_at, &y.name)));
@@ -154,73 +154,15 @@ async fn list(conn: &Conn, a: &ListArgs, phase: Option<Phase>) -> Result<(), Plu
     }
 }
 
-async fn review(conn: &Conn, a: &ReviewArgs) -> Result<(), PluginError> {
+async fn show(conn: &Conn, a: &ReviewArgs) -> Result<(), PluginError> {
     let p = get(conn, &a.name).await?;
     let evs = events(conn, &a.name).await;
-    let r = view::review(&p, &evs);
+    let r = review::review(&p, &evs);
     match a.output {
         ReviewOutput::Text => out(&view::review_text(&p, &r, use_color())),
         ReviewOutput::Json => out(&json_text(&r)?),
         ReviewOutput::Yaml => out(&yaml_text(&r)?),
     }
-}
-
-/// The decision asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requested {
-    Approve,
-    /// With its reason.
-    Reject(String),
-}
-
-impl Requested {
-    fn annotation(&self) -> (&'static str, String) {
-        match self {
-            Requested::Approve => (ANNOTATION_APPROVE, "true".to_owned()),
-            Requested::Reject(reason) => (ANNOTATION_REJECT, reason.clone()),
-        }
-    }
-
-    fn verb(&self) -> &'static str {
-        match self {
-            Requested::Approve => "approve",
-            Requested::Reject(_) => "reject",
-        }
-    }
-
-    fn done(&self) -> &'static str {
-        match self {
-            Requested::Approve => "approved",
-            Requested::Reject(_) => "rejected",
-        }
-    }
-}
-
-/// A JSON pointer to an annotation (`/` in keys is `~1`).
-fn annotation_pointer(key: &str) -> String {
-    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-/// The patch of a decision on `p`: test that the object is still the one reviewed (uid and
-/// digest), then set the request annotation, as `kubectl annotate` would.
-pub fn decision_patch(p: &Proposal, key: &str, value: &str) -> Value {
-    let mut ops = Vec::new();
-    if let Some(uid) = &p.metadata.uid {
-        ops.push(json!({"op": "test", "path": "/metadata/uid", "value": uid}));
-    }
-    ops.push(json!({"op": "test", "path": "/spec/digest", "value": p.spec.digest}));
-    if p.metadata.annotations.is_some() {
-        ops.push(json!({"op": "add", "path": annotation_pointer(key), "value": value}));
-    } else {
-        ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {key: value}}));
-    }
-    Value::Array(ops)
-}
-
-fn json_patch(v: Value) -> Result<Patch<()>, PluginError> {
-    serde_json::from_value::<json_patch::Patch>(v)
-        .map(Patch::Json)
-        .map_err(|e| PluginError::Output { detail: e.to_string() })
 }
 
 /// Asks on the terminal; `Ok(true)` only for `y`/`yes`.
@@ -235,12 +177,12 @@ fn confirm(question: &str) -> Result<bool, PluginError> {
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
-async fn decide(conn: &Conn, name: &str, requested: Requested, yes: bool) -> Result<(), PluginError> {
+async fn decide(conn: &Conn, name: &str, requested: Decision, yes: bool) -> Result<(), PluginError> {
     let p = get(conn, name).await?;
     let evs = events(conn, name).await;
-    let r = view::review(&p, &evs);
+    let r = review::review(&p, &evs);
     out(&view::review_text(&p, &r, use_color()))?;
-    if requested == Requested::Approve && !view::digest_is_intact(&p) {
+    if requested == Decision::Approve && !review::digest_is_intact(&p) {
         return Err(PluginError::DigestMismatch { name: name.to_owned() });
     }
     if !yes {
@@ -261,8 +203,8 @@ async fn decide(conn: &Conn, name: &str, requested: Requested, yes: bool) -> Res
             .map(|c| format!(" (context {c})"))
             .unwrap_or_default();
         let why = match &requested {
-            Requested::Reject(reason) => format!(" with the reason {reason:?}"),
-            Requested::Approve => String::new(),
+            Decision::Reject(reason) => format!(" with the reason {reason:?}"),
+            Decision::Approve => String::new(),
         };
         let question = format!(
             "\n{} proposal {name} in namespace {}{who}{ctx}{why}?",
@@ -273,60 +215,25 @@ async fn decide(conn: &Conn, name: &str, requested: Requested, yes: bool) -> Res
             return Err(PluginError::Aborted { done: requested.done() });
         }
     }
-    let (key, value) = requested.annotation();
-    let patch = json_patch(decision_patch(&p, key, &value))?;
-    let after = match proposals(conn).patch(name, &PatchParams::default(), &patch).await {
-        Ok(after) => after,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(PluginError::NotFound {
+    let after = send_decision(&proposals(conn), &p, &requested)
+        .await
+        .map_err(|e| match e {
+            DecisionError::NotFound => PluginError::NotFound {
                 name: name.to_owned(),
                 namespace: conn.namespace.clone(),
-            });
-        }
-        // A failed `test` operation answers 422 with a generic message: look again to tell
-        // "not the object that was shown" from any other invalid request.
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            return Err(match proposals(conn).get_opt(name).await {
-                Ok(Some(now)) if now.metadata.uid == p.metadata.uid && now.spec.digest == p.spec.digest => {
-                    PluginError::DecisionRefused {
-                        message: api_message(&s),
-                    }
-                }
-                Ok(_) => PluginError::ChangedSinceReview { name: name.to_owned() },
-                Err(e) => PluginError::from_read(e),
-            });
-        }
-        Err(kube::Error::Api(s)) => {
-            return Err(PluginError::DecisionRefused {
-                message: api_message(&s),
-            });
-        }
-        Err(e) => return Err(PluginError::from_read(e)),
-    };
-    let ann = after.metadata.annotations.clone().unwrap_or_default();
-    if ann.contains_key(key) {
-        // Not consumed: no Synapsor webhook saw it. Take it back so it cannot be mistaken for
-        // a request of whoever updates the object next.
-        let undo = json!([{"op": "test", "path": annotation_pointer(key), "value": value},
-                          {"op": "remove", "path": annotation_pointer(key)}]);
-        let cleanup = match json_patch(undo) {
-            Ok(undo) => match proposals(conn).patch(name, &PatchParams::default(), &undo).await {
-                Ok(_) => "The annotation was removed again. Install the synapsor-runner chart (or its webhook) first."
-                    .to_owned(),
-                Err(e) => {
-                    format!("Removing it again failed ({e}): remove it with kubectl annotate proposal/{name} {key}-")
-                }
             },
-            Err(e) => format!("Removing it again failed ({e}): remove it with kubectl annotate proposal/{name} {key}-"),
-        };
-        return Err(PluginError::WebhookMissing {
-            annotation: key,
-            namespace: conn.namespace.clone(),
-            cleanup,
-        });
-    }
+            DecisionError::ChangedSinceReview => PluginError::ChangedSinceReview { name: name.to_owned() },
+            DecisionError::Refused { message } => PluginError::DecisionRefused { message },
+            DecisionError::WebhookMissing { annotation, cleanup } => PluginError::WebhookMissing {
+                annotation,
+                namespace: conn.namespace.clone(),
+                cleanup,
+            },
+            DecisionError::Unreachable(e) => PluginError::from_read(e),
+        })?;
+    let ann = after.metadata.annotations.clone().unwrap_or_default();
     let summary = match &requested {
-        Requested::Approve => {
+        Decision::Approve => {
             let records: Vec<Value> = ann
                 .get(ANNOTATION_APPROVALS)
                 .and_then(|v| serde_json::from_str(v).ok())
@@ -346,7 +253,7 @@ async fn decide(conn: &Conn, name: &str, requested: Requested, yes: bool) -> Res
                 conn.namespace
             )
         }
-        Requested::Reject(reason) => {
+        Decision::Reject(reason) => {
             let user = ann
                 .get(ANNOTATION_REJECTION)
                 .and_then(|v| serde_json::from_str::<Value>(v).ok())
@@ -382,7 +289,7 @@ fn parse_for(s: &str) -> Result<Until, PluginError> {
     if s.trim().eq_ignore_ascii_case("terminal") {
         return Ok(Until::Terminal);
     }
-    view::parse_phase(s)
+    review::parse_phase(s)
         .map(Until::Phase)
         .ok_or_else(|| PluginError::InvalidArgument {
             flag: "--for",
@@ -405,14 +312,14 @@ fn parse_timeout(s: &str) -> Result<Duration, PluginError> {
 
 fn reached(p: &Proposal, until: Until) -> bool {
     match until {
-        Until::Terminal => view::is_terminal(p),
-        Until::Phase(ph) => view::effective_phase(p) == ph,
+        Until::Terminal => review::is_terminal(p),
+        Until::Phase(ph) => review::effective_phase(p) == ph,
     }
 }
 
 /// `Some(result)` once waiting is over for `p`.
 fn verdict(p: &Proposal, name: &str, until: Until) -> Option<Result<String, PluginError>> {
-    let phase = view::effective_phase(p);
+    let phase = review::effective_phase(p);
     if reached(p, until) {
         let receipt = p
             .status
@@ -424,8 +331,8 @@ fn verdict(p: &Proposal, name: &str, until: Until) -> Option<Result<String, Plug
             .unwrap_or_default();
         return Some(Ok(format!("proposal {name} is {phase}{receipt}\n")));
     }
-    if view::is_terminal(p) {
-        let reason = view::reason(p).map(|r| format!(": {r}")).unwrap_or_default();
+    if review::is_terminal(p) {
+        let reason = review::reason(p).map(|r| format!(": {r}")).unwrap_or_default();
         return Some(Err(PluginError::WaitEnded {
             name: name.to_owned(),
             phase: phase.to_string(),
@@ -441,14 +348,14 @@ async fn wait(conn: &Conn, a: &WaitArgs, until: Until, timeout: Duration) -> Res
     if let Some(v) = verdict(&first, name, until) {
         return v.and_then(|msg| out(&msg));
     }
-    let mut last_phase = view::effective_phase(&first);
+    let mut last_phase = review::effective_phase(&first);
     eprintln!("waiting for proposal {name} ({last_phase})...");
     let watch = async {
         let mut stream = std::pin::pin!(kube::runtime::watcher::watch_object(proposals(conn), name));
         while let Some(item) = stream.next().await {
             match item {
                 Ok(Some(p)) => {
-                    let phase = view::effective_phase(&p);
+                    let phase = review::effective_phase(&p);
                     if phase != last_phase {
                         eprintln!("proposal {name}: {phase}");
                         last_phase = phase;
@@ -476,7 +383,7 @@ async fn wait(conn: &Conn, a: &WaitArgs, until: Until, timeout: Duration) -> Res
         Ok(v) => v.and_then(|msg| out(&msg)),
         Err(_) => {
             let phase = match proposals(conn).get(name).await {
-                Ok(p) => view::effective_phase(&p).to_string(),
+                Ok(p) => review::effective_phase(&p).to_string(),
                 Err(_) => last_phase.to_string(),
             };
             Err(PluginError::WaitTimeout {
@@ -492,46 +399,6 @@ async fn wait(conn: &Conn, a: &WaitArgs, until: Until, timeout: Duration) -> Res
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_decision_patch_tests_uid_and_digest_before_annotating() {
-        let spec: synapsor_kube::ProposalSpec = serde_json::from_value(json!({
-            "proposalId": "wrp_1", "capability": "c", "mode": "review_required", "tenant": "acme",
-            "principal": {"id": "a", "source": "environment"},
-            "target": {"sourceId": "s", "engine": "external_postgres", "schema": "public", "table": "t",
-                       "businessObject": "t", "objectId": "1", "primaryKey": {"column": "id", "value": 1}},
-            "before": {}, "patch": {}, "after": {},
-            "expectedVersion": {"column": "v", "value": 1},
-            "guards": {"allowedColumns": []},
-            "executor": "sql_update", "requiredApprovals": 1,
-            "evidence": {"bundleId": "ev", "queryFingerprint": "fp"},
-            "schemaVersion": "synapsor.change-set.v1", "createdAt": "2026-01-01T00:00:00Z",
-            "expiresAt": "2026-01-02T00:00:00Z", "digest": "sha256:ab"
-        }))
-        .unwrap();
-        let mut p = Proposal::new("wrp-1", spec);
-        p.metadata.uid = Some("uid-1".into());
-        let v = decision_patch(&p, ANNOTATION_APPROVE, "true");
-        assert_eq!(v[0], json!({"op": "test", "path": "/metadata/uid", "value": "uid-1"}));
-        assert_eq!(
-            v[1],
-            json!({"op": "test", "path": "/spec/digest", "value": "sha256:ab"})
-        );
-        assert_eq!(
-            v[2],
-            json!({"op": "add", "path": "/metadata/annotations", "value": {"runner.synapsor.ai/approve": "true"}})
-        );
-        p.metadata.annotations = Some(Default::default());
-        let v = decision_patch(&p, ANNOTATION_REJECT, "no");
-        assert_eq!(
-            v[2],
-            json!({"op": "add", "path": "/metadata/annotations/runner.synapsor.ai~1reject", "value": "no"})
-        );
-        // The patch applies to the object as the API server would.
-        let mut doc = serde_json::to_value(&p).unwrap();
-        json_patch::patch(&mut doc, &serde_json::from_value::<json_patch::Patch>(v).unwrap()).unwrap();
-        assert_eq!(doc["metadata"]["annotations"]["runner.synapsor.ai/reject"], "no");
-    }
 
     #[test]
     fn wait_conditions_and_timeouts_parse() {

@@ -161,21 +161,12 @@ impl PluginError {
         match e {
             kube::Error::Api(s) if s.code == 403 => PluginError::Forbidden { message: s.message },
             kube::Error::Api(s) => PluginError::Api {
-                message: api_message(&s),
+                message: synapsor_kube::reviewer::api_message(&s),
             },
             other => PluginError::Unreachable {
                 detail: other.to_string(),
             },
         }
-    }
-}
-
-/// The API server's message, or its reason and code when it sent none.
-pub fn api_message(s: &kube::core::Status) -> String {
-    if s.message.is_empty() {
-        format!("the API server answered {} {}", s.code, s.reason)
-    } else {
-        s.message.clone()
     }
 }
 

@@ -6,10 +6,18 @@
 //! an approval binds to. The sidecar creates `Proposal`s from change sets; the controller turns
 //! them back into change sets, re-checks the digest and applies them.
 //!
-//! What it is not: no client logic, no reconcile, no admission decisions (those live in the
-//! sidecar and `synapsor-controller`). The spec is immutable after create, but a CRD cannot say
+//! Beside the types, two modules serve the reviewer's side: [`review`] turns a `Proposal` into the
+//! shared review model and builds the patch of a decision, and [`reviewer`] connects with a
+//! person's own kubeconfig, as kubectl does. `kubectl synapsor` and `synapsor-runner ui
+//! --kubernetes` both use them.
+//!
+//! What it is not: no reconcile and no admission decisions (those live in the sidecar and
+//! `synapsor-controller`). The spec is immutable after create, but a CRD cannot say
 //! so on Kubernetes 1.20 (CEL rules are dropped there): the controller's admission webhook
 //! enforces it.
+
+pub mod review;
+pub mod reviewer;
 
 use kube::CustomResource;
 use kube::core::CustomResourceExt;
