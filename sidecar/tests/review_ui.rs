@@ -17,11 +17,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use synapsor_core::context::{Clock, SystemClock};
+use synapsor_testdb::browser::Browser;
 use thirtyfour::prelude::*;
 use writeback_support::{RUNNER, Setup, text};
 
@@ -520,167 +521,6 @@ fn an_approval_role_needs_the_operator_token_as_on_the_cli() {
 }
 
 // ------------------------------------------------------------------ the browser
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Chromium and chromedriver, started for one test: chromedriver on a free loopback port, and
-/// the Chromium session it opens. Drop ends both through their own handles (the session by
-/// WebDriver's `DELETE /session`, chromedriver by its pid), also when the test panics.
-struct Browser {
-    driver: Option<WebDriver>,
-    chromedriver: Child,
-    /// `127.0.0.1:PORT` of chromedriver.
-    server: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// `None` (the test skips) when Chromium or chromedriver is missing, unless
-    /// SYNAPSOR_REQUIRE_BROWSER=1, which makes that a failure.
-    async fn start() -> Option<Browser> {
-        let chromium = ["chromium", "chromium-browser", "google-chrome"]
-            .into_iter()
-            .find_map(on_path);
-        let driver = on_path("chromedriver");
-        let (Some(chromium), Some(driver)) = (chromium, driver) else {
-            assert!(
-                std::env::var("SYNAPSOR_REQUIRE_BROWSER").as_deref() != Ok("1"),
-                "SYNAPSOR_REQUIRE_BROWSER=1 but chromium or chromedriver is not installed (apt-get install chromium chromium-driver)"
-            );
-            eprintln!("skipping: chromium or chromedriver is not installed");
-            return None;
-        };
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let chromedriver = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let profile = tempfile::tempdir().unwrap();
-        let mut browser = Browser {
-            driver: None,
-            chromedriver,
-            server: format!("127.0.0.1:{port}"),
-            _profile: profile,
-        };
-        let server = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut caps = DesiredCapabilities::chrome();
-        caps.set_binary(chromium.to_str().unwrap()).unwrap();
-        for arg in [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-breakpad",
-            "--window-size=1280,900",
-            &format!("--user-data-dir={}", browser._profile.path().display()),
-        ] {
-            caps.add_arg(arg).unwrap();
-        }
-        browser.driver = Some(WebDriver::new(server, caps).await.unwrap());
-        Some(browser)
-    }
-
-    fn d(&self) -> &WebDriver {
-        self.driver.as_ref().unwrap()
-    }
-
-    /// The text of the first element matching `css`, waiting a little for it to appear.
-    async fn text_of(&self, css: &str) -> String {
-        let found = self
-            .d()
-            .query(By::Css(css))
-            .wait(Duration::from_secs(10), Duration::from_millis(50))
-            .first()
-            .await;
-        match found {
-            Ok(e) => e.text().await.unwrap(),
-            Err(e) => {
-                let url = self.d().current_url().await.map(|u| u.to_string()).unwrap_or_default();
-                let page = self.d().source().await.unwrap_or_default();
-                panic!("no {css} ({e}) on {url}:\n{page}")
-            }
-        }
-    }
-
-    /// Clicks a button that sends a form, and waits until the next page replaced this one.
-    async fn submit(&self, css: &str) {
-        let old = self.d().find(By::Tag("html")).await.unwrap();
-        self.click(css).await;
-        old.wait_until()
-            .wait(Duration::from_secs(15), Duration::from_millis(50))
-            .stale()
-            .await
-            .unwrap();
-    }
-
-    async fn body(&self) -> String {
-        self.text_of("body").await
-    }
-
-    async fn click(&self, css: &str) {
-        self.d().find(By::Css(css)).await.unwrap().click().await.unwrap();
-    }
-
-    /// Saves the whole page (the window grown to its height) to `path`.
-    async fn screenshot(&self, path: &Path) {
-        let h = self
-            .d()
-            .execute(
-                "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight",
-                vec![],
-            )
-            .await
-            .unwrap();
-        let h = h.json().as_u64().unwrap_or(900).clamp(600, 3000) as u32;
-        self.d().set_window_rect(0, 0, 1280, h).await.unwrap();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        self.d().screenshot(path).await.unwrap();
-        self.d().set_window_rect(0, 0, 1280, 900).await.unwrap();
-    }
-
-    async fn quit(mut self) {
-        if let Some(d) = self.driver.take() {
-            let _ = d.quit().await;
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(d) = self.driver.take() {
-            // A panicking test never reached quit(): close its Chromium through chromedriver,
-            // synchronously (drop cannot wait for the async client).
-            let path = format!("/session/{}", d.session_id());
-            let _ = d.leak();
-            let _ = try_http(&self.server, "DELETE", &path, &[], None);
-        }
-        let _ = self.chromedriver.kill();
-        let _ = self.chromedriver.wait();
-    }
-}
 
 /// Where screenshots go: `docs/review/` with SYNAPSOR_UPDATE_SCREENSHOTS=1, else the test's
 /// temporary folder (they are taken either way, so the step cannot rot).

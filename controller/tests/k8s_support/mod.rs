@@ -620,6 +620,14 @@ impl Fixture {
         cmd
     }
 
+    /// A kubeconfig of `user`'s own, as a person has (the admin's credentials, impersonating
+    /// `user`), written into the fixture's folder.
+    pub fn user_kubeconfig(&self, user: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        impersonating_kubeconfig(&self.kubeconfig, &path, user, &["system:authenticated"]);
+        path
+    }
+
     pub fn sidecar_ledger(&self) -> PathBuf {
         self.dir.path().join("sidecar.db")
     }

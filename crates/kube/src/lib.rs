@@ -219,6 +219,18 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of a proposal's life.
+    pub const ALL: [Phase; 8] = [
+        Phase::Pending,
+        Phase::Approved,
+        Phase::Applying,
+        Phase::Applied,
+        Phase::Conflict,
+        Phase::Failed,
+        Phase::Rejected,
+        Phase::Expired,
+    ];
+
     /// The ledger state a mirror of a proposal in this phase has.
     pub fn ledger_state(self) -> ProposalState {
         match self {

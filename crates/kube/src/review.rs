@@ -252,18 +252,9 @@ pub fn decision_patch(p: &Proposal, key: &str, value: &str) -> Value {
 
 /// The phases `--phase` and `wait --for` accept (case-insensitive).
 pub fn parse_phase(s: &str) -> Option<Phase> {
-    [
-        Phase::Pending,
-        Phase::Approved,
-        Phase::Applying,
-        Phase::Applied,
-        Phase::Conflict,
-        Phase::Failed,
-        Phase::Rejected,
-        Phase::Expired,
-    ]
-    .into_iter()
-    .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+    Phase::ALL
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
 }
 
 #[cfg(test)]

@@ -13,7 +13,12 @@
 //! runner's crates, which have it as a dev-dependency. Seeds that only one suite reads (the MCP
 //! and runtime tests, the handler flows) stay in that suite and come through
 //! [`TestDb::with_seed`].
+//!
+//! With the `browser` feature, [`browser::Browser`]: a headless Chromium through chromedriver for
+//! the review UI's tests (skipped when not installed, unless `SYNAPSOR_REQUIRE_BROWSER=1`).
 
+#[cfg(feature = "browser")]
+pub mod browser;
 #[cfg(feature = "db")]
 mod database;
 #[cfg(feature = "db")]

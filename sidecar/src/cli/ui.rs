@@ -1,13 +1,17 @@
 //! `ui [--host 127.0.0.1] [--port 0] [--allow-remote-bind] [--open] [--allow-apply]`: serves the
-//! review web UI ([`crate::ui`]) over the local ledger and prints its address with this run's
-//! token. See `docs/review.md`.
+//! review web UI ([`crate::ui`]) over the local ledger, or with `--kubernetes` over the
+//! `Proposal` resources of a namespace with the reviewer's own kubeconfig, and prints its address
+//! with this run's token. See `docs/review.md`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use super::common::{CliError, GlobalArgs, load_config, open_store, store_path};
 use super::operator::OperatorArgs;
+use crate::ui::ReviewSource;
+use crate::ui::kubernetes::ClusterProposals;
 use crate::ui::local::LocalLedger;
 use crate::ui::security::Secrets;
 
@@ -16,11 +20,18 @@ Examples:
   synapsor-runner ui                        review on http://127.0.0.1:<free port>/?token=...
   synapsor-runner ui --port 8765 --open     a fixed port, opened in your browser
   synapsor-runner ui --allow-apply          also offer Apply (needs the writer URL in this environment)
+  synapsor-runner ui --kubernetes -n shop   Proposal resources of namespace shop, as your kubeconfig's user
 
 The address carries a random token made for this run; the first visit moves it into an HttpOnly
-cookie. Decisions need an explicit confirmation and bind to the digest the page showed. Who
-decides: --actor, $SYNAPSOR_APPROVER or $USER, or the operator token a capability's approval role
-requires (--operator-token-file), exactly as for `proposals approve`.";
+cookie. Decisions need an explicit confirmation and bind to the digest the page showed.
+
+Local ledger: who decides is --actor, $SYNAPSOR_APPROVER or $USER, or the operator token a
+capability's approval role requires (--operator-token-file), exactly as for `proposals approve`.
+
+--kubernetes: the pages read proposals with your kubeconfig (the kubectl flags below choose the
+file, context and namespace) and a decision is the same request as `kubectl annotate`, so the
+admission webhook sees you and decides (RBAC verb `approve`, not the proposer, not expired).
+synapsor-controller applies; the pages update live as proposals change. No ledger is opened.";
 
 #[derive(Debug, Args)]
 pub struct UiArgs {
@@ -48,6 +59,51 @@ pub struct UiArgs {
     pub actor: Option<String>,
     #[command(flatten)]
     pub operator: OperatorArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// `--kubernetes` and the kubectl flags that choose where and as whom.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Review `Proposal` resources on the cluster of your kubeconfig instead of the local ledger.
+    #[arg(long, conflicts_with_all = ["allow_apply", "actor", "operator_token_file"])]
+    pub kubernetes: bool,
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, requires = "kubernetes")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, requires = "kubernetes")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, requires = "kubernetes")]
+    pub user: Option<String>,
+    /// The namespace (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, requires = "kubernetes")]
+    pub namespace: Option<String>,
+    /// Act as another user (impersonation; your credentials need `impersonate`).
+    #[arg(long = "as", value_name = "USER", requires = "kubernetes")]
+    pub as_user: Option<String>,
+    /// A group to act as, with --as (repeatable).
+    #[arg(long = "as-group", value_name = "GROUP", requires = "as_user")]
+    pub as_group: Vec<String>,
+}
+
+impl From<KubeArgs> for synapsor_kube::reviewer::KubectlFlags {
+    fn from(k: KubeArgs) -> Self {
+        synapsor_kube::reviewer::KubectlFlags {
+            kubeconfig: k.kubeconfig,
+            context: k.context,
+            cluster: k.cluster,
+            user: k.user,
+            namespace: k.namespace,
+            as_user: k.as_user,
+            as_group: k.as_group,
+        }
+    }
 }
 
 /// The listen address, refused when it is not loopback and remote binds were not allowed.
@@ -79,11 +135,29 @@ pub fn bind_address(host: &str, port: u16, allow_remote: bool) -> Result<SocketA
 /// `ui`: serves until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: UiArgs) -> Result<i32, CliError> {
     let addr = bind_address(&args.host, args.port, args.allow_remote_bind)?;
+    if args.kube.kubernetes {
+        let source = ClusterProposals::connect(&args.kube.into())
+            .await
+            .map_err(|e| CliError::new(e.code(), e.to_string()))?;
+        return serve_source(addr, source, args.open).await;
+    }
     // The ledger must exist (the UI never creates an empty one), and apply needs a valid config.
     drop(open_store(global)?);
     if args.allow_apply {
         load_config(&global.config)?;
     }
+    let source = LocalLedger::new(
+        global.config.clone(),
+        store_path(global),
+        args.actor,
+        args.operator,
+        args.allow_apply,
+    );
+    serve_source(addr, source, args.open).await
+}
+
+/// Binds, prints the address with this run's token, and serves `source` until Ctrl-C or SIGTERM.
+async fn serve_source<S: ReviewSource>(addr: SocketAddr, source: S, open: bool) -> Result<i32, CliError> {
     let secrets = Secrets::generate().map_err(|e| CliError::new("UI_RANDOM_UNAVAILABLE", e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -92,22 +166,15 @@ pub async fn run(global: &GlobalArgs, args: UiArgs) -> Result<i32, CliError> {
         .local_addr()
         .map_err(|e| CliError::new("UI_BIND_FAILED", format!("cannot listen on {addr}: {e}")))?;
     let url = crate::ui::start_url(bound, secrets.token());
-    let source = LocalLedger::new(
-        global.config.clone(),
-        store_path(global),
-        args.actor,
-        args.operator,
-        args.allow_apply,
-    );
     if !bound.ip().is_loopback() {
         eprintln!(
             "warning: listening on {bound}, not loopback: there is no TLS, so the token crosses the network in clear"
         );
     }
-    outln!("Review UI for {}", crate::ui::ReviewSource::describe(&source));
+    outln!("Review UI for {}", source.describe());
     outln!("{url}");
     outln!("Open that address in a browser (it carries this run's token). Ctrl-C stops.");
-    if args.open {
+    if open {
         open_browser(&url);
     }
     crate::ui::serve(listener, source, secrets, shutdown_signal())

@@ -109,6 +109,10 @@ impl ReviewSource for LocalLedger {
         format!("local ledger {}", self.store.display())
     }
 
+    fn phases(&self) -> Vec<String> {
+        ProposalState::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+    }
+
     async fn list(&self, filter: ListFilter) -> Result<Vec<ListItem>, UiError> {
         let state = match filter.phase.as_deref() {
             None => None,
@@ -171,6 +175,7 @@ impl ReviewSource for LocalLedger {
         } else {
             Actions {
                 approve: state == ProposalState::PendingReview && r.digest_verified,
+                approve_note: true,
                 reject: state.can_move_to(ProposalState::Rejected),
                 apply: applicable && self.allow_apply && r.digest_verified,
             }
@@ -192,6 +197,7 @@ impl ReviewSource for LocalLedger {
             actions,
             acting_as,
             apply_command,
+            apply_note: None,
         })
     }
 

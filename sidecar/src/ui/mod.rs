@@ -4,8 +4,9 @@
 //!
 //! What it is: an axum server on loopback ([`serve`]) that renders pages from a [`ReviewSource`]:
 //! list, get, approve, reject (and, optionally, apply). The local ledger is one source
-//! ([`local::LocalLedger`]); a Kubernetes source can be added beside it without touching the
-//! pages. Every decision goes through the source's existing rules (the ledger's digest-bound
+//! ([`local::LocalLedger`]); `Proposal` resources with the reviewer's own kubeconfig are another
+//! ([`kubernetes::ClusterProposals`], `ui --kubernetes`), which also pushes changes to the open
+//! pages (server-sent events on `/changes`). Every decision goes through the source's existing rules (the ledger's digest-bound
 //! approve and reject, the CLI's operator resolution, `apply`'s guarded path): the UI adds a
 //! confirmation step and a staleness check, never a rule of its own that could be looser.
 //!
@@ -13,6 +14,8 @@
 //! capability. It is not a multi-user server: one per-run token lets one person's browser in
 //! ([`security`] lists the defences: token, cookie, CSRF, `Host`, `Origin`, headers).
 
+pub mod kubernetes;
+mod live;
 pub mod local;
 mod routes;
 pub mod security;
@@ -25,6 +28,10 @@ use serde::Serialize;
 use synapsor_core::review::Review;
 
 pub use routes::{UiOptions, router, serve};
+
+/// Sent on a [`ReviewSource::changes`] channel when anything may have changed (a watch
+/// restarted, or a page fell behind): every open page reloads.
+pub const ALL_CHANGED: &str = "*";
 
 /// Filters of the proposal list (all optional, AND-ed), from the page's query string.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +65,8 @@ pub struct ListItem {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Actions {
     pub approve: bool,
+    /// An approval can carry a note (the ledger records it; a `Proposal` annotation cannot).
+    pub approve_note: bool,
     pub reject: bool,
     pub apply: bool,
 }
@@ -81,6 +90,8 @@ pub struct ReviewPage {
     pub acting_as: Result<String, UiError>,
     /// The command that applies it, when the page does not offer apply itself.
     pub apply_command: Option<String>,
+    /// Who applies it when no person does (a controller), shown instead of a command.
+    pub apply_note: Option<String>,
 }
 
 /// A decision submitted from the page: bound to the digest and the revision it showed.
@@ -126,6 +137,15 @@ impl Done {
 pub trait ReviewSource: Send + Sync + 'static {
     /// What the pages are looking at, for the header (`local ledger .synapsor/local.db`).
     fn describe(&self) -> String;
+
+    /// The phases the list can be filtered by, as this source names them.
+    fn phases(&self) -> Vec<String>;
+
+    /// Ids of proposals as they change ([`ALL_CHANGED`]: anything may have), for live pages.
+    /// `None` when the source cannot watch; its pages then update on reload only.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 
     /// Proposals matching `filter`, newest first.
     fn list(&self, filter: ListFilter) -> impl Future<Output = Result<Vec<ListItem>, UiError>> + Send;

@@ -7,6 +7,7 @@
 //! | `POST /proposals/{id}/approve` | approve (confirmation, digest and revision required) |
 //! | `POST /proposals/{id}/reject` | reject (a reason too) |
 //! | `POST /proposals/{id}/apply` | apply, when the source offers it |
+//! | `GET /changes?since=N[&id=ID]` | server-sent `changed` events (the id, or `*`) after change N, when the source watches its store |
 //! | `GET /assets/style.css`, `GET /assets/app.js` | the stylesheet and the small script |
 //!
 //! One middleware ([`guard`]) applies [`super::security`]'s defences to every route, in order:
@@ -14,6 +15,7 @@
 //! same-origin for POST, and the security headers on every answer. The CSRF token is checked by
 //! the decision handler, before anything else in the form is looked at.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -23,16 +25,20 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
-use synapsor_core::ProposalState;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
+use super::live::Changes;
 use super::security::{self, HostPolicy, Secrets};
 use super::view::{self, ProposalView};
-use super::{DecisionRequest, Done, ListFilter, ListItem, ReviewSource, UiError};
+use super::{ALL_CHANGED, DecisionRequest, Done, ListFilter, ListItem, ReviewSource, UiError};
 
 /// How many proposals the list shows at most.
 const LIST_LIMIT: u32 = 200;
@@ -43,6 +49,9 @@ pub struct UiOptions {
     /// The address the listener is bound to (the `Host` check and the cookie name use it).
     pub bound: std::net::SocketAddr,
     pub secrets: Secrets,
+    /// Cancelled when the server stops: open event streams end with it, or a graceful shutdown
+    /// would wait for them forever.
+    pub stopping: CancellationToken,
 }
 
 struct AppState<S> {
@@ -51,16 +60,22 @@ struct AppState<S> {
     hosts: HostPolicy,
     port: u16,
     env: Environment<'static>,
+    stopping: CancellationToken,
+    /// The source's changes, numbered; `None` when it cannot watch.
+    live: Option<Arc<Changes>>,
 }
 
 /// The router over `source`, with every defence in place.
 pub fn router<S: ReviewSource>(source: S, opts: UiOptions) -> Result<Router, UiError> {
+    let live = source.changes().map(Changes::follow);
     let state = Arc::new(AppState {
+        live,
         source,
         secrets: opts.secrets,
         hosts: HostPolicy::new(opts.bound),
         port: opts.bound.port(),
         env: view::environment()?,
+        stopping: opts.stopping,
     });
     Ok(Router::new()
         .route("/", get(list_page::<S>))
@@ -68,6 +83,7 @@ pub fn router<S: ReviewSource>(source: S, opts: UiOptions) -> Result<Router, UiE
         .route("/proposals/{id}/approve", post(approve::<S>))
         .route("/proposals/{id}/reject", post(reject::<S>))
         .route("/proposals/{id}/apply", post(apply::<S>))
+        .route("/changes", get(changes::<S>))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
         .fallback(not_found::<S>)
@@ -86,9 +102,20 @@ pub async fn serve<S: ReviewSource>(
         code: "UI_BIND_FAILED",
         message: format!("the listener has no address: {e}"),
     })?;
-    let app = router(source, UiOptions { bound, secrets })?;
+    let stopping = CancellationToken::new();
+    let app = router(
+        source,
+        UiOptions {
+            bound,
+            secrets,
+            stopping: stopping.clone(),
+        },
+    )?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.cancel();
+        })
         .await
         .map_err(|e| UiError::Unavailable {
             code: "UI_SERVE_FAILED",
@@ -295,6 +322,8 @@ async fn list_page<S: ReviewSource>(
         limit: LIST_LIMIT,
     };
     let filtered = filter.phase.is_some() || filter.capability.is_some() || filter.tenant.is_some();
+    // Numbered before the read, so the page's stream starts with anything that changed since.
+    let live = st.live.as_ref().map(|c| format!("/changes?since={}", c.current()));
     let items = match st.source.list(filter.clone()).await {
         Ok(items) => items,
         Err(e) => return error_page(&st, &e, "/"),
@@ -310,7 +339,7 @@ async fn list_page<S: ReviewSource>(
     let mut tenants: Vec<String> = items.iter().map(|i| i.tenant.clone()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    let phases: Vec<&str> = ProposalState::ALL.iter().map(|s| s.as_str()).collect();
+    let phases = st.source.phases();
     render(
         &st,
         StatusCode::OK,
@@ -328,6 +357,7 @@ async fn list_page<S: ReviewSource>(
             phases,
             capabilities,
             tenants,
+            live,
         },
     )
 }
@@ -344,9 +374,14 @@ async fn proposal_page<S: ReviewSource>(
 ) -> Response {
     // Only known outcomes become a notice: nothing from the query string reaches the page.
     let done = q.ok().and_then(|Query(q)| q.done).and_then(|d| Done::parse(&d));
+    let segment = path_segment(&id);
+    let live = st
+        .live
+        .as_ref()
+        .map(|c| format!("/changes?id={segment}&since={}", c.current()));
     match st.source.get(id).await {
         Ok(page) => {
-            let link = format!("/proposals/{}", path_segment(&page.review.id));
+            let link = format!("/proposals/{segment}");
             let view = ProposalView::new(page, done);
             render(
                 &st,
@@ -356,6 +391,7 @@ async fn proposal_page<S: ReviewSource>(
                     source => st.source.describe(),
                     csrf => st.secrets.csrf(),
                     link,
+                    live,
                     p => Value::from(Serde(&view)),
                 },
             )
@@ -466,6 +502,53 @@ async fn decide<S: ReviewSource>(
         Ok(done) => redirect(&format!("{back}?done={}", done.as_str()), None),
         Err(e) => error_page(st, &e, &back),
     }
+}
+
+// ------------------------------------------------------------------ live updates
+
+#[derive(Debug, Default, Deserialize)]
+struct ChangesQuery {
+    id: Option<String>,
+    /// The change number the page was rendered at.
+    since: Option<u64>,
+}
+
+/// Server-sent `changed` events, each carrying the id of a proposal that changed (or `*`), for
+/// as long as the page is open and the server runs: first what changed after `since`, then each
+/// change as it comes. With `id`, only that proposal's (and `*`).
+async fn changes<S: ReviewSource>(
+    State(st): State<Arc<AppState<S>>>,
+    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Some(live) = &st.live else {
+        let e = UiError::Unsupported {
+            what: "live updates from this source".into(),
+        };
+        return error_page(&st, &e, "/");
+    };
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let only = non_empty(q.id);
+    // Without a number the page cannot know what it missed: it reloads at once.
+    let (missed, rx) = live.since(q.since.unwrap_or(0));
+    let missed = if q.since.is_none() {
+        vec![ALL_CHANGED.to_owned()]
+    } else {
+        missed
+    };
+    let later = futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(id) => Some((id, rx)),
+            // Missed some: the page cannot know which, so it reloads.
+            Err(RecvError::Lagged(_)) => Some((ALL_CHANGED.to_owned(), rx)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    let events = futures::stream::iter(missed)
+        .chain(later)
+        .filter(move |id| std::future::ready(id == ALL_CHANGED || only.as_ref().is_none_or(|o| o == id)))
+        .map(|id| Ok::<_, Infallible>(Event::default().event("changed").data(id)))
+        .take_until(st.stopping.clone().cancelled_owned());
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }
 
 // ------------------------------------------------------------------ assets and 404

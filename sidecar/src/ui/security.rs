@@ -196,7 +196,7 @@ pub fn same_origin(host: &str, origin: Option<&str>, fetch_site: Option<&str>) -
 pub const SECURITY_HEADERS: [(&str, &str); 6] = [
     (
         "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "same-origin"),

@@ -98,12 +98,14 @@ pub struct ProposalView {
     pub digest_verified: bool,
     pub managed_elsewhere: Option<String>,
     pub approve: bool,
+    pub approve_note: bool,
     pub reject: bool,
     pub apply: bool,
     pub acting_as: Option<String>,
     /// Why this person cannot decide: `(code, message)`.
     pub acting_refused: Option<(String, String)>,
     pub apply_command: Option<String>,
+    pub apply_note: Option<String>,
     pub notice: Option<&'static str>,
 }
 
@@ -242,11 +244,13 @@ impl ProposalView {
             digest_verified: page.digest_verified,
             managed_elsewhere: page.managed_elsewhere,
             approve: page.actions.approve,
+            approve_note: page.actions.approve_note,
             reject: page.actions.reject,
             apply: page.actions.apply,
             acting_as,
             acting_refused,
             apply_command: page.apply_command,
+            apply_note: page.apply_note,
             notice: notice(done),
             review: r,
         }

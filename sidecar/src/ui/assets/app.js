@@ -21,4 +21,30 @@ document.addEventListener("DOMContentLoaded", function () {
     var d = new Date(t.getAttribute("datetime"));
     if (!isNaN(d.getTime())) { t.title = d.toLocaleString(); }
   });
+  // Live pages (sources that watch): reload when what the page shows changed, unless the
+  // person is in the middle of a decision; then say so instead of losing what they typed.
+  var live = document.body.getAttribute("data-live");
+  if (live && window.EventSource) {
+    var busy = function () {
+      return Array.prototype.some.call(document.querySelectorAll("form.decision"), function (form) {
+        var box = form.querySelector('input[name="confirm"]');
+        var text = form.querySelector("textarea");
+        return (box && box.checked) || (text && text.value.trim() !== "");
+      });
+    };
+    var pending = null;
+    var source = new EventSource(live);
+    source.addEventListener("changed", function () {
+      if (pending) { return; }
+      pending = window.setTimeout(function () {
+        pending = null;
+        if (busy()) {
+          document.getElementById("live-notice").hidden = false;
+        } else {
+          source.close();
+          window.location.reload();
+        }
+      }, 150);
+    });
+  }
 });
