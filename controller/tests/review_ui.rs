@@ -4,7 +4,8 @@
 //! and the real `synapsor-controller` applies; the page follows live (server-sent events from a
 //! watch) until it shows `Applied` with the receipt. Also: a rejection with a reason, the
 //! admission webhook's refusal shown verbatim to a user without the verb `approve`, and a page
-//! that went stale while the person was deciding.
+//! that went stale while the person was deciding. And `kubectl synapsor approve` then `wait`,
+//! which returns once the controller (not the test) has made the proposal `Applied`.
 //!
 //! Skips without `KUBECONFIG`, the databases or the browser unless the matching
 //! `SYNAPSOR_REQUIRE_*` is set (scripts/test.sh sets them all).
@@ -239,5 +240,47 @@ async fn the_webhook_refusal_is_shown_verbatim_and_a_stale_page_is_refused() {
     assert_eq!(fx.db.fee("INV-3").await, 300);
     b.quit().await;
     drop(ui);
+    fx.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_synapsor_approves_and_wait_returns_once_the_controller_applied_it() {
+    let Some(mut fx) = Fixture::new(1).await else { return };
+    fx.start_controller("c1").await;
+    let mcp = fx.sidecar().await;
+    let name = propose_named(&mcp, "INV-4", 400).await;
+    fx.wait_phase(&name, Phase::Pending, 20).await;
+    let kubeconfig = fx.user_kubeconfig(APPROVERS[1]);
+    let plugin = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(bin("kubectl-synapsor"));
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-n", &fx.ns])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    };
+
+    // Waiting from before the approval to the controller's Applied, with nothing set by hand.
+    let waiter = plugin(&["wait", &name, "--timeout", "60s"]).spawn().unwrap();
+    let out = plugin(&["approve", &name, "--yes"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::time::timeout(Duration::from_secs(70), waiter.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, format!("proposal {name} is Applied (receipt: applied)\n"));
+    assert_eq!((fx.db.fee("INV-4").await, fx.db.writes("INV-4").await), (400, 1));
+    let p = fx.wait_phase(&name, Phase::Applied, 5).await;
+    assert!(
+        p.status.unwrap().message.unwrap_or_default().contains("applied"),
+        "the controller's own status"
+    );
     fx.cleanup().await;
 }

@@ -273,6 +273,45 @@ fn ui_refuses_a_non_loopback_bind_and_a_missing_store() {
 }
 
 #[test]
+fn ui_kubernetes_refuses_local_flags_and_says_what_is_wrong_with_the_cluster() {
+    let s = setup();
+    // The local ledger's flags have no meaning on a cluster, and kubectl's none without it.
+    for args in [
+        &["ui", "--kubernetes", "--allow-apply"][..],
+        &["ui", "--kubernetes", "--actor", "me"],
+        &["ui", "-n", "apps"],
+        &["ui", "--context", "prod"],
+    ] {
+        let out = s.run(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    let missing = s.dir.path().join("missing.kubeconfig");
+    let out = s.run(&["ui", "--kubernetes", "--kubeconfig", missing.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("error[UI_KUBECONFIG]"), "{}", text(&out));
+    // A kubeconfig whose server does not answer (a closed loopback port).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let kubeconfig = s.dir.path().join("closed.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: http://{closed}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let out = s.run(
+        &["ui", "--kubernetes", "--kubeconfig", kubeconfig.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("error[KUBERNETES_UNREACHABLE]"), "{}", text(&out));
+    assert!(!text(&out).contains("token: t"), "{}", text(&out));
+}
+
+#[test]
 fn the_token_cookie_and_host_are_required() {
     let s = setup();
     let id = propose(&s, "INV-1", 2500, "late");

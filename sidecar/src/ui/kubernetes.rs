@@ -248,12 +248,10 @@ impl ReviewSource for ClusterProposals {
         };
         let acting_as = if actions.approve || actions.reject {
             Ok(match &self.reviewer.acting_as {
-                Some(user) => {
-                    format!("{user} (your kubeconfig; the admission webhook records who the API server says you are)")
-                }
-                None => {
-                    "the user of your kubeconfig (the admission webhook records who the API server says you are)".into()
-                }
+                // The kubeconfig's name for the user; the webhook records who the API server
+                // says it is.
+                Some(user) => format!("{user} (your kubeconfig)"),
+                None => "the user of your kubeconfig".into(),
             })
         } else {
             Err(UiError::Unsupported {
