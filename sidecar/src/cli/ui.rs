@@ -28,7 +28,7 @@ cookie. Decisions need an explicit confirmation and bind to the digest the page 
 Local ledger: who decides is --actor, $SYNAPSOR_APPROVER or $USER, or the operator token a
 capability's approval role requires (--operator-token-file), exactly as for `proposals approve`.
 
---kubernetes: the pages read proposals with your kubeconfig (the kubectl flags below choose the
+--kubernetes: the pages read proposals with your kubeconfig (the kubectl flags above choose the
 file, context and namespace) and a decision is the same request as `kubectl annotate`, so the
 admission webhook sees you and decides (RBAC verb `approve`, not the proposer, not expired).
 synapsor-controller applies; the pages update live as proposals change. No ledger is opened.";
