@@ -238,6 +238,23 @@ async fn contract(h: &Harness, engine: &str) {
         assert_eq!(err_code(&v), want, "{engine}: {args} -> {v}");
     }
 
+    // A credential as an argument is refused before anything is read, one way whether it is a
+    // connection URL or a key, and never echoed.
+    for secret in ["postgres://app:pw@db/billing", "sk-live-4eC39HqLyjWDarjtT1zdp7dc"] {
+        for (tool, args) in [
+            ("billing.inspect_invoice", json!({"invoice_id": secret})),
+            (
+                "billing.propose_status",
+                json!({"invoice_id": "INV-1", "status": secret}),
+            ),
+        ] {
+            let (v, is_error) = call(h, tool, args).await;
+            assert!(is_error, "{engine}: {tool} {secret}");
+            assert_eq!(err_code(&v), "INVALID_ARGUMENT", "{engine}: {tool} {secret} -> {v}");
+            assert!(!v.to_string().contains(secret), "{engine}: echoed: {v}");
+        }
+    }
+
     // SQL injection strings are values, never SQL.
     for evil in [
         "INV-1' OR '1'='1",

@@ -563,6 +563,16 @@ fn check_arg(name: &str, spec: &ArgSpec, v: &Value) -> Result<(), ToolError> {
                     format!("argument {name} contains a NUL character"),
                 ));
             }
+            // Before anything is read or recorded: a credential in an argument would otherwise
+            // reach the ledger, the proposal's diff and the reviewer's screen.
+            if crate::secrets::is_secret_value(s) {
+                return Err(ToolError::new(
+                    ToolCode::ArgumentSecretMaterial,
+                    format!(
+                        "argument {name} looks like a credential (a connection URL, key, token or private key); credentials are never accepted as tool arguments"
+                    ),
+                ));
+            }
         }
         ArgType::Number => {
             let n = number_of(v).ok_or_else(type_err)?;
@@ -683,6 +693,24 @@ mod tests {
             c.build_patch(&args, &no_version).unwrap_err().code,
             ToolCode::ConflictGuardMissing
         );
+    }
+
+    #[test]
+    fn a_credential_in_any_string_argument_is_refused_one_way_and_not_echoed() {
+        let mut c = cap();
+        c.args.get_mut("invoice_id").unwrap().max_length = Some(200);
+        for secret in [
+            "postgres://app:hunter2@db/billing",
+            "sk-live-4eC39HqLyjWDarjtT1zdp7dc",
+            "AKIAIOSFODNN7EXAMPLE",
+            "Bearer abcdefghijklmnopqrstuvwxyz0123",
+        ] {
+            let err = c.check_args(&json!({"invoice_id": secret, "fee": 1})).unwrap_err();
+            assert_eq!(err.code, ToolCode::ArgumentSecretMaterial, "{secret}");
+            assert_eq!(err.code.safe_code(), crate::error::SafeCode::InvalidArgument);
+            assert!(!err.message.contains(secret), "{}", err.message);
+        }
+        assert!(c.check_args(&json!({"invoice_id": "INV-1", "fee": 1})).is_ok());
     }
 
     #[test]

@@ -302,6 +302,7 @@ mod tests {
             ArgumentAboveMaximum,
             ArgumentNotAllowed,
             ArgumentUnknown,
+            ArgumentSecretMaterial,
             ModelCannotOverrideBinding,
             TrustedBindingMissing,
             TrustedContextUnsupported,

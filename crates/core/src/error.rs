@@ -19,6 +19,8 @@ pub enum ToolCode {
     ArgumentAboveMaximum,
     ArgumentNotAllowed,
     ArgumentUnknown,
+    /// A string argument looks like a credential (`secrets::is_secret_value`).
+    ArgumentSecretMaterial,
     ModelCannotOverrideBinding,
     TrustedBindingMissing,
     TrustedContextUnsupported,
@@ -58,6 +60,7 @@ impl ToolCode {
             ArgumentAboveMaximum => "ARGUMENT_ABOVE_MAXIMUM",
             ArgumentNotAllowed => "ARGUMENT_NOT_ALLOWED",
             ArgumentUnknown => "ARGUMENT_UNKNOWN",
+            ArgumentSecretMaterial => "ARGUMENT_SECRET_MATERIAL",
             ModelCannotOverrideBinding => "MODEL_CANNOT_OVERRIDE_BINDING",
             TrustedBindingMissing => "TRUSTED_BINDING_MISSING",
             TrustedContextUnsupported => "TRUSTED_CONTEXT_UNSUPPORTED",
@@ -110,6 +113,7 @@ impl ToolCode {
             | ArgumentAboveMaximum
             | ArgumentNotAllowed
             | ArgumentUnknown
+            | ArgumentSecretMaterial
             | ModelCannotOverrideBinding
             | TrustedBindingMissing
             | TrustedContextUnsupported => SafeCode::InvalidArgument,

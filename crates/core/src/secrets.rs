@@ -2,7 +2,8 @@
 //!
 //! The ledger is evidence that people read and export; a password or connection URL that slips
 //! into a row (for example because a reviewed capability exposes a `password_hash` column) must
-//! not be stored. A match fails the call with `SECRET_MATERIAL_REJECTED`.
+//! not be stored. A match fails the call with `SECRET_MATERIAL_REJECTED`, the same code for a
+//! connection URL, a key, a token or a private key.
 
 use serde_json::Value;
 
@@ -50,16 +51,86 @@ pub fn is_secret_key(key: &str) -> bool {
         })
 }
 
-/// True when a string value looks like a credential: a database URL with credentials, a bearer
-/// token, a JWT or a PEM private key.
+/// Prefixes of API keys and access tokens that say what they are: the key's vendor marks it so
+/// that scanners like this one find it. Followed by at least [`KEY_BODY_MIN`] key characters.
+const KEY_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "rk_test_",
+    "pk_live_",
+    "whsec_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "AIza",
+    "hf_",
+    "npm_",
+    "pypi-",
+];
+
+/// The shortest body after a [`KEY_PREFIXES`] entry that counts as a key (`sk-1` is not one).
+const KEY_BODY_MIN: usize = 16;
+
+/// True when a string value looks like a credential: a connection URL with credentials (any
+/// scheme) or to a database, a bearer token, a JWT, a PEM private key, or an API key or access
+/// token of a known shape (`sk-live-...`, `ghp_...`, `AKIA...`).
 pub fn is_secret_value(s: &str) -> bool {
     s.contains("://")
-        && ["postgres://", "postgresql://", "mysql://", "mariadb://"]
+        && (["postgres://", "postgresql://", "mysql://", "mariadb://"]
             .iter()
             .any(|p| contains_ignore_ascii_case(s, p))
+            || has_url_password(s))
         || s.len() > 20 && contains_ignore_ascii_case(s, "bearer ")
         || s.contains("-----BEGIN") && s.contains("PRIVATE KEY-----")
         || looks_like_jwt(s)
+        || words(s).any(looks_like_api_key)
+}
+
+/// The runs of key characters in `s` (letters, digits, `_`, `-`).
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| !w.is_empty())
+}
+
+fn looks_like_api_key(w: &str) -> bool {
+    let key_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    let prefixed = KEY_PREFIXES.iter().any(|p| {
+        w.len() >= p.len() + KEY_BODY_MIN
+            && w.starts_with(p)
+            && w.as_bytes()[p.len()..].iter().all(|&b| key_char(b))
+            // A real key mixes letters and digits; `sk-the-quick-brown-fox` is prose.
+            && w.bytes().any(|b| b.is_ascii_digit())
+    });
+    // AWS access key ids: AKIA (long-term) or ASIA (temporary), then 16 upper-case letters or
+    // digits.
+    let aws = w.len() == 20
+        && (w.starts_with("AKIA") || w.starts_with("ASIA"))
+        && w.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    prefixed || aws
+}
+
+/// `scheme://user:password@host`: a URL that carries a password, whatever its scheme.
+fn has_url_password(s: &str) -> bool {
+    s.match_indices("://").any(|(i, _)| {
+        let rest = &s[i + 3..];
+        let authority = rest
+            .split(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .next()
+            .unwrap_or("");
+        authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, pw)| !pw.is_empty()))
+    })
 }
 
 /// A compact JWS: a base64url JSON header (`eyJ`...), then a payload and a signature segment.
@@ -173,6 +244,38 @@ mod tests {
         ));
         assert!(!is_secret_value("eyJhbGciOi.not a jwt.x"));
         assert!(!is_secret_value("v1.2.3"));
+        // API keys and access tokens of a known shape, alone or inside text.
+        for key in [
+            "sk-live-4eC39HqLyjWDarjtT1zdp7dc",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "sk-proj-abcdefghijklmnop0123456789",
+            "please use ghp_16C7e42F292c6912E7710c838347Ae178B4a for the fix",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+            "xoxb-123456789012-1234567890123-abcdefghij",
+            "AKIAIOSFODNN7EXAMPLE",
+            "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+            "glpat-xxxxxxxxxx1234567890",
+        ] {
+            assert!(is_secret_value(key), "{key}");
+        }
+        // Connection URLs with a password, whatever the scheme.
+        assert!(is_secret_value("amqp://app:s3cret@mq.internal:5672/vhost"));
+        assert!(is_secret_value("redis://:hunter2@cache:6379/0"));
+        assert!(is_secret_value("see https://user:pw@example.com/x"));
+        // Not credentials: ids, prose, short prefixes, URLs without a password.
+        for plain in [
+            "sk-1",
+            "sk-the-quick-brown-fox-jumps",
+            "task-4521",
+            "AKIA",
+            "AKIAIOSFODNN7EXAMPLE1",
+            "https://user@example.com/",
+            "mailto:billing@example.com",
+            "INV-2026-000123",
+            "hf_",
+        ] {
+            assert!(!is_secret_value(plain), "{plain}");
+        }
         assert_eq!(
             find_secret(&json!({"row": {"note": "mysql://root:x@db"}})).as_deref(),
             Some("$.row.note")
