@@ -4,12 +4,21 @@
 //! config disables, looks at the proposal's state, asks [`synapsor_executor::plan_apply`] (the
 //! decision the controller makes too) for the capability, source, executor and quorum, moves the
 //! proposal to `applying` with a compare-and-set, runs the executor and records the receipt and
-//! the final state. Used by `synapsor-runner apply` and the demo.
+//! the final state. Used by `synapsor-runner apply`, the review UI and the demo.
+//!
+//! Applies of one proposal are serialized across processes by an [`ApplyLock`]: a second
+//! `apply` waits for the first and then reports `already_applied`. A proposal found in
+//! `applying` with its lock free was left by an apply that died (killed, crashed, lost power);
+//! it is resumed, and when the source's receipts table shows that the dead run committed, the
+//! ledger records that write as this proposal's ([`Receipt::into_recovered_write`]).
+//! [`recover_interrupted`] does that for every such proposal, at the start of each `apply`.
 //!
 //! What it is not: it prints nothing (the CLI renders [`Applied`]) and it never decides an
 //! approval; proposals published to Kubernetes are refused here and decided by the controller.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use synapsor_core::capability;
@@ -18,7 +27,85 @@ use synapsor_core::config::RunnerConfig;
 use synapsor_core::context::{Clock, SystemClock};
 use synapsor_core::{ProposalState, ToolError};
 use synapsor_executor::{ApplyRefusal, Approval, Env, Receipt, ReceiptStatus, check_writeback_enabled, plan_apply};
-use synapsor_ledger::{LedgerError, LedgerStore, ProposalRecord, ReceiptRecord};
+use synapsor_ledger::{LedgerError, LedgerStore, ProposalFilter, ProposalRecord, ReceiptRecord};
+
+/// How long an apply waits for another apply of the same proposal to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// The exclusive lock of one proposal's apply, held for as long as this value lives: a file
+/// under `<ledger>.locks/` locked with the operating system's advisory lock, which the kernel
+/// releases when the process ends, however it ends. So a proposal in `applying` whose lock is
+/// free was left by an apply that is no longer running.
+#[derive(Debug)]
+pub struct ApplyLock {
+    _file: File,
+}
+
+impl ApplyLock {
+    fn path(store_path: &Path, id: &str) -> PathBuf {
+        let mut dir = store_path.as_os_str().to_owned();
+        dir.push(".locks");
+        // Ids are the runner's own (`wrp_<hex>`); anything else still maps to one file name.
+        let name: String = id
+            .chars()
+            .take(120)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        PathBuf::from(dir).join(format!("{name}.lock"))
+    }
+
+    fn open(store_path: &Path, id: &str) -> std::io::Result<File> {
+        let path = Self::path(store_path, id);
+        if let Some(dir) = path.parent() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir)?;
+        }
+        OpenOptions::new().create(true).truncate(false).write(true).open(path)
+    }
+
+    /// Takes the lock, waiting up to [`LOCK_WAIT`] for another apply of `id` to finish.
+    pub async fn acquire(store_path: &Path, id: &str) -> Result<ApplyLock, LocalApplyError> {
+        let file = Self::open(store_path, id).map_err(|e| LocalApplyError::Lock {
+            id: id.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(ApplyLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(LocalApplyError::InProgress {
+                        id: id.to_owned(),
+                        current: ProposalState::Applying,
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(LocalApplyError::Lock {
+                        id: id.to_owned(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// True when no apply of `id` is running now.
+    fn is_free(store_path: &Path, id: &str) -> bool {
+        Self::open(store_path, id).is_ok_and(|f| f.try_lock().is_ok())
+    }
+}
 
 /// Why a local apply did not run (a refusal before any state change), or could not record what
 /// it did. Each variant has a stable [`code`](LocalApplyError::code).
@@ -43,8 +130,14 @@ pub enum LocalApplyError {
         "{id} is conflict: the row changed after it was proposed, so this proposal can never be applied; ask the agent to propose again on the current row"
     )]
     Conflict { id: String },
-    #[error("{id} moved to {current} while this apply was starting (another apply is running); nothing was changed")]
+    #[error(
+        "{id} is {current}: another apply of it is still running after {}s; nothing was changed. Run apply again once it has finished",
+        LOCK_WAIT.as_secs()
+    )]
     InProgress { id: String, current: ProposalState },
+    /// The apply lock could not be taken (the ledger's folder is not writable).
+    #[error("cannot take the apply lock of {id} next to the ledger: {detail}")]
+    Lock { id: String, detail: String },
     /// The executor finished but the ledger could not record it.
     #[error(
         "{source}. Apply finished with {status} but the ledger could not record it: {}run `synapsor-runner apply {id}` again to record it (the source's receipts table keeps it from being written twice)",
@@ -68,6 +161,7 @@ impl LocalApplyError {
             LocalApplyError::PendingReview { .. } | LocalApplyError::NotApproved { .. } => "PROPOSAL_NOT_APPROVED",
             LocalApplyError::Conflict { .. } => "PROPOSAL_CONFLICT",
             LocalApplyError::InProgress { .. } => "APPLY_IN_PROGRESS",
+            LocalApplyError::Lock { .. } => "APPLY_LOCK_FAILED",
         }
     }
 }
@@ -110,8 +204,6 @@ pub struct Applied {
     pub required: usize,
 }
 
-/// The approvals the ledger holds for the proposal's current digest: the ledger verified them
-/// (each is bound to the digest the approver reviewed).
 /// The approvals of `rec` that count: bound to its digest and, when the capability names an
 /// approval role (`role_required`), made by a verified operator (who showed the role then).
 fn ledger_approvals(rec: &ProposalRecord, role_required: bool) -> Vec<Approval> {
@@ -139,6 +231,13 @@ pub async fn apply_proposal(
     actor: &str,
 ) -> Result<Applied, LocalApplyError> {
     let caps = capability::compile(cfg).map_err(LocalApplyError::Capabilities)?;
+    // Held to the end: one apply of a proposal at a time, across processes. A dry run writes
+    // nothing and needs none.
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(ApplyLock::acquire(store_path, proposal).await?)
+    };
     let mut store = LedgerStore::open_existing(store_path)?;
     // The ledger re-verifies the digest on every read (PROPOSAL_DIGEST_MISMATCH otherwise).
     let rec = store.get_proposal(proposal)?;
@@ -152,9 +251,9 @@ pub async fn apply_proposal(
     let verified = ledger_approvals(&rec, role_required);
     let resume = match rec.state {
         ProposalState::Approved | ProposalState::Failed => false,
-        // An earlier apply moved it to applying and did not finish (it crashed, or it is still
-        // running). The source's receipt row makes running it again safe: an apply that
-        // committed is reported as already_applied.
+        // An earlier apply moved it to applying and died (it would hold the lock otherwise).
+        // The source's receipt row makes running it again safe: if that run committed, the
+        // executor reports already_applied and touches nothing.
         ProposalState::Applying => true,
         ProposalState::Applied => return already_applied(&store, &rec, &now, dry_run),
         ProposalState::Conflict => return Err(LocalApplyError::Conflict { id }),
@@ -202,7 +301,11 @@ pub async fn apply_proposal(
         }
     }
 
-    let receipt = plan.executor.apply(plan.request(&cs, env, now, false)).await;
+    let mut receipt = plan.executor.apply(plan.request(&cs, env, now, false)).await;
+    if resume && !has_applied_receipt(&store, &id)? {
+        // The dead run committed and never recorded it: the write is this proposal's.
+        receipt = receipt.into_recovered_write();
+    }
     let state = record(&mut store, &cs, &receipt, actor)?;
     Ok(Applied {
         receipt,
@@ -211,6 +314,57 @@ pub async fn apply_proposal(
         approved_by,
         required,
     })
+}
+
+fn has_applied_receipt(store: &LedgerStore, id: &str) -> Result<bool, LocalApplyError> {
+    Ok(store.receipts_for(id)?.iter().any(|r| r.status == "applied"))
+}
+
+/// Resumes every proposal of the ledger that an apply left in `applying` and that no apply is
+/// running now: the ledger is reconciled with the source's receipts table, so nothing stays in
+/// `applying` for a person to clean up and a write that committed is recorded as the proposal's.
+/// `skip` names the proposal the caller applies itself; `may_apply` says whether this caller may
+/// resume a proposal (a capability with an approval role needs its operator: those are left, and
+/// listed, for an apply with the token). Returns what each resumed apply did.
+pub async fn recover_interrupted(
+    cfg: &RunnerConfig,
+    store_path: &Path,
+    env: &dyn Env,
+    actor: &str,
+    skip: Option<&str>,
+    may_apply: impl Fn(&ChangeSet) -> bool,
+) -> Result<Vec<Recovery>, LocalApplyError> {
+    let store = LedgerStore::open_existing(store_path)?;
+    let stuck = store.list_proposals(&ProposalFilter {
+        state: Some(ProposalState::Applying),
+        ..ProposalFilter::default()
+    })?;
+    let mut done = Vec::new();
+    for p in stuck {
+        let id = p.proposal_id;
+        // Running right now (it records its own receipt), or the caller's own.
+        if skip == Some(id.as_str()) || !ApplyLock::is_free(store_path, &id) {
+            continue;
+        }
+        if !may_apply(&store.get_proposal(&id)?.change_set) {
+            done.push(Recovery { id, outcome: None });
+            continue;
+        }
+        let outcome = apply_proposal(cfg, store_path, &id, false, env, actor).await;
+        done.push(Recovery {
+            id,
+            outcome: Some(outcome),
+        });
+    }
+    Ok(done)
+}
+
+/// One proposal [`recover_interrupted`] found left in `applying`.
+#[derive(Debug)]
+pub struct Recovery {
+    pub id: String,
+    /// What resuming it did; `None` when this caller may not resume it.
+    pub outcome: Option<Result<Applied, LocalApplyError>>,
 }
 
 /// Records the receipt in the ledger and moves the proposal out of `applying`.

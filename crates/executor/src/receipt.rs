@@ -325,6 +325,10 @@ pub struct Receipt {
     /// wrote the row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_receipt_hash: Option<String>,
+    /// For `already_applied` from the source's receipts table: the rows the apply that wrote the
+    /// row changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_rows_affected: Option<u32>,
     /// `sha256:` of the canonical JSON of this receipt without this field. For `applied` it is
     /// also stored as `result_hash` in the source's receipts table.
     pub receipt_hash: String,
@@ -351,6 +355,7 @@ impl Receipt {
             dry_run,
             checks: Vec::new(),
             applied_receipt_hash: None,
+            applied_rows_affected: None,
             receipt_hash: String::new(),
         }
     }
@@ -371,6 +376,30 @@ impl Receipt {
         self.source_database_mutated = false;
         self.safe_error_code = Some(code.as_str().to_owned());
         self.message = message.into();
+        self.seal()
+    }
+
+    /// The receipt of an apply that resumed one which stopped after the source committed and
+    /// before the ledger recorded it (killed, crashed, lost power): the source's receipts table
+    /// says the write is this proposal's, so the receipt says so too (`applied`, with the rows
+    /// that earlier run changed) instead of `already_applied` with none. Nothing was written
+    /// again. Any other receipt is returned unchanged.
+    pub fn into_recovered_write(mut self) -> Receipt {
+        let Some(rows) = self
+            .applied_rows_affected
+            .filter(|_| self.status == ReceiptStatus::AlreadyApplied)
+        else {
+            return self;
+        };
+        self.status = ReceiptStatus::Applied;
+        self.rows_affected = rows;
+        self.source_database_mutated = true;
+        self.message = "applied by an earlier run of this apply that stopped before recording it; recovered from the source's receipts table (nothing was written again)".into();
+        self.check(
+            "recovered",
+            true,
+            "the source's receipts table holds this proposal's committed write; the ledger had no receipt for it",
+        );
         self.seal()
     }
 

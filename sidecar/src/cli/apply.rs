@@ -1,5 +1,7 @@
 //! `apply <proposal|latest> [--dry-run] [--json]`: runs [`crate::local_apply::apply_proposal`]
-//! and prints its checklist (or JSON). See `docs/writeback.md`.
+//! and prints its checklist (or JSON). Before that, every other proposal an apply left in
+//! `applying` (killed, crashed) is resumed ([`crate::local_apply::recover_interrupted`]), one
+//! line each on stderr. See `docs/writeback.md`.
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -11,7 +13,7 @@ use synapsor_ledger::LedgerStore;
 
 use super::common::{CliError, GlobalArgs, load_config, print_json, store_path};
 use super::operator::{self, OperatorArgs};
-use crate::local_apply::apply_proposal;
+use crate::local_apply::{apply_proposal, recover_interrupted};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -35,6 +37,9 @@ pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> Result<i32, CliError> 
     let rec = LedgerStore::open_existing(&store)?.get_proposal(&args.proposal)?;
     // Who runs the apply (event actor): the verified operator, else $USER, else `local_operator`.
     let operator = operator::resolve(global, &args.operator, None, &rec.change_set).await?;
+    if !args.dry_run {
+        recover_others(&cfg, &store, &rec.change_set.proposal_id, &operator.name).await?;
+    }
     let done = apply_proposal(
         &cfg,
         &store,
@@ -50,6 +55,35 @@ pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> Result<i32, CliError> 
         required: done.required,
     };
     Ok(report(&view, &done.receipt, done.state, args.json))
+}
+
+/// Resumes the other proposals an apply left in `applying`, so none waits for a person. A
+/// capability with an approval role is left for an apply with that operator's token.
+async fn recover_others(
+    cfg: &synapsor_core::config::RunnerConfig,
+    store: &std::path::Path,
+    own: &str,
+    actor: &str,
+) -> Result<(), CliError> {
+    let needs_no_role = |cs: &ChangeSet| operator::required_roles(cs, Some(cfg)).is_empty();
+    for r in recover_interrupted(cfg, store, &ProcessEnv, actor, Some(own), needs_no_role).await? {
+        match r.outcome {
+            Some(Ok(done)) => eprintln!(
+                "note: {} was left in applying by an apply that stopped; resumed: {} ({})",
+                r.id, done.receipt.status, done.receipt.message
+            ),
+            Some(Err(e)) => eprintln!(
+                "warning: {} was left in applying by an apply that stopped; resuming it failed: error[{}]: {e}",
+                r.id,
+                e.code()
+            ),
+            None => eprintln!(
+                "note: {} was left in applying by an apply that stopped; its capability needs an operator role: run `synapsor-runner apply {}` with that token",
+                r.id, r.id
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn target_text(cs: &ChangeSet) -> String {

@@ -214,6 +214,8 @@ pub(crate) enum Claim {
         status: String,
         digest: String,
         result_hash: Option<String>,
+        /// The rows the apply that committed this row changed.
+        rows_affected: i64,
     },
 }
 
@@ -364,6 +366,7 @@ pub(crate) async fn run<T: WriteTxn>(mut tx: T, mut job: Job) -> Receipt {
             status,
             digest,
             result_hash,
+            rows_affected,
         }) => {
             rollback(tx, &job).await;
             if status == "applied" && digest == job.change_set.digest {
@@ -376,6 +379,7 @@ pub(crate) async fn run<T: WriteTxn>(mut tx: T, mut job: Job) -> Receipt {
                 r.status = ReceiptStatus::AlreadyApplied;
                 r.message = "this change was already applied; the source was not touched again".into();
                 r.applied_receipt_hash = result_hash;
+                r.applied_rows_affected = Some(u32::try_from(rows_affected).unwrap_or(0));
                 return r.seal();
             }
             job.receipt.check(

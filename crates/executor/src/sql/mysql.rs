@@ -159,20 +159,21 @@ impl WriteTxn for MyTxn<'_> {
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row: Option<(String, String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT status, proposal_digest, result_hash FROM {} WHERE idempotency_key = ? FOR UPDATE",
+        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT status, proposal_digest, result_hash, CAST(rows_affected AS SIGNED) FROM {} WHERE idempotency_key = ? FOR UPDATE",
             s.receipts
         )))
         .bind(key.to_owned())
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(|e| classify_sqlx(&e))?;
-        let (status, digest, result_hash) =
+        let (status, digest, result_hash, rows_affected) =
             row.ok_or_else(|| DbFail::new(FailKind::Other, "claimed receipt row vanished"))?;
         Ok(Claim::Existing {
             status,
             digest,
             result_hash,
+            rows_affected,
         })
     }
 

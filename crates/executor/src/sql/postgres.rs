@@ -187,20 +187,21 @@ impl WriteTxn for PgTxn<'_> {
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row: Option<(String, String, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT status, proposal_digest, result_hash FROM {} WHERE idempotency_key = $1",
+        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT status, proposal_digest, result_hash, rows_affected::bigint FROM {} WHERE idempotency_key = $1",
             s.receipts
         )))
         .bind(key.to_owned())
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(|e| classify_sqlx(&e))?;
-        let (status, digest, result_hash) =
+        let (status, digest, result_hash, rows_affected) =
             row.ok_or_else(|| DbFail::new(FailKind::Other, "claimed receipt row vanished"))?;
         Ok(Claim::Existing {
             status,
             digest,
             result_hash,
+            rows_affected,
         })
     }
 

@@ -195,23 +195,24 @@ impl WriteTxn for SqliteTxn {
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row: Option<(String, String, Option<String>)> = self
+        let row: Option<(String, String, Option<String>, i64)> = self
             .conn
             .query_row(
                 &format!(
-                    "SELECT status, proposal_digest, result_hash FROM {RECEIPTS_TABLE} WHERE idempotency_key = ?1"
+                    "SELECT status, proposal_digest, result_hash, rows_affected FROM {RECEIPTS_TABLE} WHERE idempotency_key = ?1"
                 ),
                 [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| classify(&e))?;
-        let (status, digest, result_hash) =
+        let (status, digest, result_hash, rows_affected) =
             row.ok_or_else(|| DbFail::new(FailKind::Other, "claimed receipt row vanished"))?;
         Ok(Claim::Existing {
             status,
             digest,
             result_hash,
+            rows_affected,
         })
     }
 
