@@ -339,6 +339,52 @@ async fn bad_tokens_are_401_with_their_reason_and_leave_nothing() {
     c.cancel().await.unwrap();
 }
 
+/// One verified identity cannot take every session: it has its own cap, where its own least
+/// recently used idle session gives way; at the total cap the identity holding the most gives
+/// way first, so another identity still gets in.
+#[tokio::test]
+async fn one_identity_cannot_take_every_session() {
+    let Some(fx) = fixture().await else { return };
+    let jwks = JwksServer::start(&["rsa-a", "ec-a"]).await;
+    fx.write_config(&jwt_config(&jwks.url(), json!({})));
+    let server = fx
+        .jwt_server(&["--max-sessions", "3", "--max-sessions-per-client", "2"])
+        .await;
+    let port = server.port;
+    let (a, b, c) = (token("acme", "u-1"), token("acme", "u-2"), token("acme", "u-3"));
+    let open = |t: &str| {
+        let t = t.to_owned();
+        async move { post(port, Some(&t), None, INIT).await }
+    };
+    let sid = |r: &RawResponse| r.header("mcp-session-id").unwrap().to_owned();
+    let a1 = open(&a).await;
+    let a2 = open(&a).await;
+    assert_eq!((a1.status, a2.status), (200, 200));
+    // At its own cap, with nothing idle: refused, and the others are not affected.
+    let r = open(&a).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.json()["error"], "too_many_sessions_for_client");
+    let b1 = open(&b).await;
+    assert_eq!(b1.status, 200, "{b1:?}");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(post(port, Some(&b), Some(&sid(&b1)), initialized).await.status, 202);
+
+    // Idle: a's third session replaces a's own oldest, never b's.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let a3 = open(&a).await;
+    assert_eq!(a3.status, 200, "{a3:?}");
+    assert_eq!(post(port, Some(&a), Some(&sid(&a1)), list).await.status, 404);
+    assert_eq!(post(port, Some(&b), Some(&sid(&b1)), list).await.status, 200);
+
+    // At the total cap, a newcomer takes the place of an idle session of a (who holds two).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let c1 = open(&c).await;
+    assert_eq!(c1.status, 200, "{c1:?}");
+    assert_eq!(post(port, Some(&a), Some(&sid(&a2)), list).await.status, 404);
+    assert_eq!(post(port, Some(&b), Some(&sid(&b1)), list).await.status, 200);
+}
+
 #[tokio::test]
 async fn a_session_is_bound_to_its_token_until_it_expires() {
     let Some(fx) = fixture().await else { return };

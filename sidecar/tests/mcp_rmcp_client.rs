@@ -311,7 +311,7 @@ async fn http_requires_the_token_and_a_local_host_header() {
 }
 
 #[tokio::test]
-async fn http_caps_open_sessions() {
+async fn http_caps_open_sessions_and_idle_ones_give_way() {
     let Some(fx) = fixture().await else { return };
     let server = fx.http_server("acme", &["--max-sessions", "2"]).await;
     let bearer = format!("Bearer {TOKEN}");
@@ -319,27 +319,78 @@ async fn http_caps_open_sessions() {
     let first = raw_initialize(server.port, &auth).await;
     let second = raw_initialize(server.port, &auth).await;
     assert_eq!((first.status, second.status), (200, 200), "{first:?} {second:?}");
+    // Both were used just now: nothing is idle, so a third is refused.
     let third = raw_initialize(server.port, &auth).await;
     assert_eq!(third.status, 503, "{third:?}");
     assert_eq!(third.json()["error"], "too_many_sessions");
     let health = raw_http(server.port, "GET", "/healthz", &[], "").await.json();
     assert_eq!(health["sessions"], 2, "{health}");
 
-    // Closing a session frees a slot.
-    let sid = first.header("mcp-session-id").unwrap().to_owned();
+    // A malformed body is answered with a JSON-RPC parse error, before the cap is looked at,
+    // and never with the parser's own text.
+    let json = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let r = raw_http(server.port, "POST", "/mcp", &json, "{\"jsonrpc\": \"2.0\", \"id\": 1, ").await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32700, "{r:?}");
+    assert_eq!(r.json()["error"]["message"], "Parse error", "{r:?}");
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let r = raw_http(server.port, "POST", "/mcp", &json, &big).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32600, "{r:?}");
+
+    // Many openings at once never take the count past the cap.
+    let burst: Vec<_> = (0..16)
+        .map(|_| {
+            let bearer = bearer.clone();
+            let port = server.port;
+            tokio::spawn(async move { raw_initialize(port, &[("Authorization", bearer.as_str())]).await.status })
+        })
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap(), 503);
+    }
+    let health = raw_http(server.port, "GET", "/healthz", &[], "").await.json();
+    assert_eq!(health["sessions"], 2, "{health}");
+
+    // Once idle, the least recently used session gives its place to a new one: the second
+    // was used last, so the first is closed.
+    let sid1 = first.header("mcp-session-id").unwrap().to_owned();
+    let sid2 = second.header("mcp-session-id").unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(ping_status(server.port, &bearer, &sid2).await, 200);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let fourth = raw_initialize(server.port, &auth).await;
+    assert_eq!(fourth.status, 200, "{fourth:?}");
+    assert_eq!(
+        ping_status(server.port, &bearer, &sid1).await,
+        404,
+        "the first gave way"
+    );
+    assert_eq!(ping_status(server.port, &bearer, &sid2).await, 200, "the second stays");
+    let health = raw_http(server.port, "GET", "/healthz", &[], "").await.json();
+    assert_eq!(health["sessions"], 2, "{health}");
+
+    // Closing a session frees a slot at once.
     let r = raw_http(
         server.port,
         "DELETE",
         "/mcp",
-        &[("Authorization", &bearer), ("Mcp-Session-Id", &sid)],
+        &[("Authorization", &bearer), ("Mcp-Session-Id", &sid2)],
         "",
     )
     .await;
     assert!(r.status < 300, "DELETE session: {r:?}");
-    let fourth = raw_initialize(server.port, &auth).await;
-    assert_eq!(fourth.status, 200, "{fourth:?}");
+    let fifth = raw_initialize(server.port, &auth).await;
+    assert_eq!(fifth.status, 200, "{fifth:?}");
 
-    // An rmcp client is refused while the cap is reached.
+    // An rmcp client is refused while the cap is reached and nothing is idle.
     let client = http_client(&server.url(), TOKEN).await;
     let Err(err) = client else {
         panic!("a third session must be refused")
@@ -347,6 +398,74 @@ async fn http_caps_open_sessions() {
     assert!(format!("{err:?}").contains("503"), "{err:?}");
 }
 
+/// The headers of a JSON-RPC POST in session `sid`.
+fn session_headers(bearer: &str, sid: &str) -> Vec<(String, String)> {
+    [
+        ("Authorization", bearer),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("Mcp-Session-Id", sid),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect()
+}
+
+/// The HTTP status of a `ping` in session `sid`.
+async fn ping_status(port: u16, bearer: &str, sid: &str) -> u16 {
+    let headers = session_headers(bearer, sid);
+    let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    raw_http(port, "POST", "/mcp", &h, r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#)
+        .await
+        .status
+}
+
+/// Requests that reuse one JSON-RPC id on one session, all at once: each gets an answer (the
+/// tool's result, or an immediate JSON-RPC error for an id already in flight); none hangs.
+#[tokio::test]
+async fn a_reused_request_id_is_answered_not_left_hanging() {
+    let Some(fx) = fixture().await else { return };
+    let server = fx.http_server("acme", &[]).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let init = raw_initialize(server.port, &[("Authorization", bearer.as_str())]).await;
+    let sid = init.header("mcp-session-id").unwrap().to_owned();
+    let headers = session_headers(&bearer, &sid);
+    let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(raw_http(server.port, "POST", "/mcp", &h, initialized).await.status, 202);
+    let call = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"billing.inspect_invoice","arguments":{"invoice_id":"INV-1"}}}"#;
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let headers = headers.clone();
+            let port = server.port;
+            tokio::spawn(async move {
+                let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                raw_exchange(port, &h, call).await
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    let mut refused = 0;
+    for c in calls {
+        let (status, message) = c.await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&message).unwrap_or_else(|_| panic!("{status}: {message}"));
+        assert_eq!(v["id"], 42, "{message}");
+        match status {
+            200 => {
+                assert!(v["result"].is_object(), "{message}");
+                answered += 1;
+            }
+            409 => {
+                assert_eq!(v["error"]["code"], -32600, "{message}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {message}"),
+        }
+    }
+    eprintln!("{answered} answered, {refused} refused");
+    assert!(answered >= 1, "{answered} answered, {refused} refused");
+    assert_eq!(answered + refused, 50);
+}
 /// The process must refuse unsafe HTTP setups before binding anything: the port is held by the
 /// test itself, so a server that tried to bind first would fail differently.
 #[tokio::test]

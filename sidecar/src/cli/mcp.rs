@@ -113,9 +113,15 @@ pub struct HttpArgs {
     /// Browser Origin to accept (e.g. http://localhost:6274). Repeatable.
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
-    /// Maximum open MCP sessions.
+    /// Maximum open MCP sessions. When reached, a new session takes the place of the least
+    /// recently used idle one (of the client holding the most), or gets 503 if none is idle.
     #[arg(long, default_value_t = 64)]
     pub max_sessions: usize,
+    /// Maximum open sessions of one verified identity (jwt contexts; a shared static token is
+    /// one client, bounded by --max-sessions). At the limit, its own least recently used idle
+    /// session gives way.
+    #[arg(long, default_value_t = 16)]
+    pub max_sessions_per_client: usize,
     /// Close a session after this many idle seconds.
     #[arg(long, default_value_t = 300)]
     pub session_idle_secs: u64,
@@ -433,6 +439,7 @@ pub fn http_options(http: &HttpArgs, cfg: &RunnerConfig, config_path: &Path) -> 
             allowed_hosts: http.allowed_hosts.clone(),
             allowed_origins: http.allowed_origins.clone(),
             max_sessions: http.max_sessions.max(1),
+            max_sessions_per_client: http.max_sessions_per_client.max(1),
             session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
         });
     }
@@ -470,6 +477,7 @@ pub fn http_options(http: &HttpArgs, cfg: &RunnerConfig, config_path: &Path) -> 
         allowed_hosts: http.allowed_hosts.clone(),
         allowed_origins: http.allowed_origins.clone(),
         max_sessions: http.max_sessions.max(1),
+        max_sessions_per_client: http.max_sessions_per_client.max(1),
         session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
     })
 }

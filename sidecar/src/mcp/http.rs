@@ -3,8 +3,12 @@
 //!
 //! Defences, in order: the bind address (loopback unless `--allow-remote`), the `Host` header
 //! against an allow-list (DNS rebinding: a browser page on another origin cannot reach a loopback
-//! server through a name it controls), `Origin` when a browser sends one, the bearer token, and a
-//! cap on open sessions (idle ones expire).
+//! server through a name it controls), `Origin` when a browser sends one, the bearer token, the
+//! body (at most 1 MiB of JSON: anything else is answered with a JSON-RPC error before a session
+//! is looked at), one request per JSON-RPC id in flight on a session, and the session cap
+//! ([`Admission`]): a cap in all and one per verified identity, where a new session takes the
+//! place of the least recently used idle one (of the client holding the most) instead of being
+//! refused, so one client cannot lock the others out. Idle sessions also expire.
 //!
 //! The token is either one static shared secret (compared in constant time; the runner's
 //! process context serves every call) or, for `jwt` contexts, a JWT verified on every request
@@ -14,10 +18,10 @@
 //! Refusals are 401 with `WWW-Authenticate: Bearer` naming the metadata URL and, when a token was
 //! presented, `error="invalid_token"` and the reason's code; the token is never echoed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -26,6 +30,8 @@ use axum::http::{Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
+use futures::StreamExt;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -58,18 +64,202 @@ pub struct HttpOptions {
     /// Browser origins accepted; requests without `Origin` (non-browser clients) are fine.
     pub allowed_origins: Vec<String>,
     pub max_sessions: usize,
+    /// Sessions one verified identity may hold (tenant and principal of its tokens). A shared
+    /// static token is one client: only `max_sessions` bounds it.
+    pub max_sessions_per_client: usize,
     pub session_idle: Duration,
 }
+
+/// The largest request body read (the same bound rmcp applies).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A session counts as idle, and may give its place to a new one, once no request of it is in
+/// flight and none came for this long.
+const IDLE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 struct Guard {
     auth: HttpAuth,
     sessions: Arc<LocalSessionManager>,
-    max_sessions: usize,
+    admission: Arc<Admission>,
     /// Verified sessions: the digest of the token that opened each, and its caller.
     bindings: Mutex<HashMap<String, Binding>>,
     /// `identity.resource`, when configured.
     resource: Option<String>,
+    /// JSON-RPC ids of requests in flight, per session.
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// Who may open a session, and whose idle session gives way when the caps are reached.
+#[derive(Debug)]
+struct Admission {
+    max: usize,
+    per_client: usize,
+    /// Held while a session is admitted and opened, so two openings never both see room for
+    /// one (the count never exceeds the cap).
+    opening: tokio::sync::Mutex<()>,
+    usage: Mutex<HashMap<String, SessionUse>>,
+}
+
+#[derive(Debug, Clone)]
+struct SessionUse {
+    /// The verified identity that opened it; `None` for the static token (one client).
+    client: Option<String>,
+    last_used: Instant,
+    /// POSTs of it whose response has not ended.
+    in_flight: usize,
+}
+
+impl SessionUse {
+    fn idle(&self, now: Instant) -> bool {
+        self.in_flight == 0 && now.duration_since(self.last_used) >= IDLE_GRACE
+    }
+}
+
+impl Admission {
+    fn usage(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionUse>> {
+        self.usage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Room for one more session of `client`, or the session to close to make it: this
+    /// client's least recently used idle one when it is at its own cap; else, at the total cap,
+    /// the least recently used idle session of the client holding the most. `Err` when nothing
+    /// is idle.
+    fn victim(&self, live: &HashSet<String>, client: Option<&str>) -> Result<Option<String>, &'static str> {
+        let now = Instant::now();
+        let mut usage = self.usage();
+        usage.retain(|id, _| live.contains(id));
+        let lru = |pick: &dyn Fn(&SessionUse) -> bool| {
+            usage
+                .iter()
+                .filter(|(_, u)| u.idle(now) && pick(u))
+                .min_by_key(|(_, u)| u.last_used)
+                .map(|(id, _)| id.clone())
+        };
+        if let Some(c) = client {
+            let mine = usage.values().filter(|u| u.client.as_deref() == Some(c)).count();
+            if mine >= self.per_client {
+                return lru(&|u| u.client.as_deref() == Some(c))
+                    .map(Some)
+                    .ok_or("too_many_sessions_for_client");
+            }
+        }
+        if live.len() < self.max {
+            return Ok(None);
+        }
+        let mut held: HashMap<Option<&str>, usize> = HashMap::new();
+        for u in usage.values() {
+            *held.entry(u.client.as_deref()).or_default() += 1;
+        }
+        let most = usage
+            .iter()
+            .filter(|(_, u)| u.idle(now))
+            .map(|(_, u)| held[&u.client.as_deref()])
+            .max();
+        match most {
+            Some(most) => Ok(lru(&|u| held[&u.client.as_deref()] == most)),
+            None => Err("too_many_sessions"),
+        }
+    }
+
+    fn opened(&self, id: &str, client: Option<String>) {
+        self.usage().insert(
+            id.to_owned(),
+            SessionUse {
+                client,
+                last_used: Instant::now(),
+                in_flight: 0,
+            },
+        );
+    }
+
+    /// Marks a request of session `id`; the returned value ends it when dropped.
+    fn begin(self: &Arc<Self>, id: &str, counts: bool) -> Option<InUse> {
+        let mut usage = self.usage();
+        let u = usage.get_mut(id)?;
+        u.last_used = Instant::now();
+        if !counts {
+            return None;
+        }
+        u.in_flight += 1;
+        Some(InUse {
+            admission: Arc::clone(self),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// One POST of a session in flight, until its response ends.
+#[derive(Debug)]
+struct InUse {
+    admission: Arc<Admission>,
+    id: String,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        if let Some(u) = self.admission.usage().get_mut(&self.id) {
+            u.in_flight = u.in_flight.saturating_sub(1);
+            u.last_used = Instant::now();
+        }
+    }
+}
+
+/// A JSON-RPC id in flight on a session, until its response ends.
+#[derive(Debug)]
+struct IdInFlight {
+    guard: Arc<Guard>,
+    key: (String, String),
+}
+
+impl Drop for IdInFlight {
+    fn drop(&mut self) {
+        self.guard
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// A JSON-RPC error as a whole HTTP answer (the body is never the parser's or rmcp's text).
+fn rpc_error(status: StatusCode, id: serde_json::Value, code: i64, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string(),
+    )
+        .into_response()
+}
+
+/// Reads a POST body (at most [`MAX_BODY`]) and checks it is JSON; returns the request rebuilt
+/// and the JSON-RPC id of a request in it (not of a notification or a response).
+async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>), Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err(rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::Value::Null,
+                -32600,
+                "Invalid Request: the body is larger than 1 MiB",
+            ));
+        }
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            serde_json::Value::Null,
+            -32700,
+            "Parse error",
+        ));
+    };
+    let id = match (&v, v.get("method")) {
+        (serde_json::Value::Object(m), Some(_)) => m.get("id").filter(|id| !id.is_null()).map(|id| id.to_string()),
+        _ => None,
+    };
+    Ok((Request::from_parts(parts, Body::from(bytes)), id))
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +366,7 @@ fn unauthorized(resource: &str, err: &AuthError) -> Response {
 }
 
 async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) -> Response {
+    let mut client: Option<String> = None;
     let session_id = req
         .headers()
         .get("mcp-session-id")
@@ -244,33 +435,99 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) 
                 }
             };
             if let Some(b) = binding {
+                client = Some(format!("{}\u{0}{}", b.caller.tenant_id, b.caller.principal));
                 req.extensions_mut().insert(Caller::Verified(b.caller));
             }
         }
     }
-    // A request without a session id opens a session: refuse when the cap is reached.
-    if opening {
-        let open = g.sessions.sessions.read().await.len();
-        if open >= g.max_sessions {
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "too_many_sessions");
+    // The body is JSON, or the answer is a JSON-RPC error now, before any session is touched.
+    let is_post = req.method() == axum::http::Method::POST;
+    let mut rpc_id = None;
+    if is_post {
+        match read_json_body(req).await {
+            Ok((r, id)) => {
+                req = r;
+                rpc_id = id;
+            }
+            Err(resp) => return resp,
         }
     }
+    // One request per id in flight on a session: a second would never be answered.
+    let id_in_flight = match (&session_id, rpc_id) {
+        (Some(sid), Some(id)) => {
+            let key = (sid.clone(), id);
+            if !g
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.clone())
+            {
+                let id: serde_json::Value = serde_json::from_str(&key.1).unwrap_or(serde_json::Value::Null);
+                return rpc_error(
+                    StatusCode::CONFLICT,
+                    id,
+                    -32600,
+                    "Invalid Request: a request with this id is already in progress on this session",
+                );
+            }
+            Some(IdInFlight {
+                guard: Arc::clone(&g),
+                key,
+            })
+        }
+        _ => None,
+    };
+    // A request without a session id opens a session; admitted one at a time.
+    let mut admitting = None;
+    if opening {
+        let lock = g.admission.opening.lock().await;
+        let live: HashSet<String> = g.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
+        match g.admission.victim(&live, client.as_deref()) {
+            Ok(None) => {}
+            Ok(Some(victim)) => {
+                tracing::info!("session cap reached: closing the least recently used idle session");
+                g.bindings
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&victim);
+                g.admission.usage().remove(&victim);
+                let _ = g.sessions.close_session(&victim.as_str().into()).await;
+            }
+            Err(code) => return json_error(StatusCode::SERVICE_UNAVAILABLE, code),
+        }
+        admitting = Some(lock);
+    }
+    let in_use = session_id.as_deref().and_then(|sid| g.admission.begin(sid, is_post));
     let closing = req.method() == axum::http::Method::DELETE;
     let response = next.run(req).await;
-    if let Some(binding) = opened_by
-        && let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+    if let Some(id) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+        && opening
     {
-        // Forget sessions rmcp has closed or expired, then bind the new one.
-        let live: std::collections::HashSet<String> =
-            g.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
-        let mut bindings = g.bindings.lock().unwrap_or_else(|p| p.into_inner());
-        bindings.retain(|k, _| live.contains(k));
-        bindings.insert(id.to_owned(), binding);
+        g.admission.opened(id, client);
+        if let Some(binding) = opened_by {
+            // Forget sessions rmcp has closed or expired, then bind the new one.
+            let live: HashSet<String> = g.sessions.sessions.read().await.keys().map(|k| k.to_string()).collect();
+            let mut bindings = g.bindings.lock().unwrap_or_else(PoisonError::into_inner);
+            bindings.retain(|k, _| live.contains(k));
+            bindings.insert(id.to_owned(), binding);
+        }
     }
+    drop(admitting);
     if closing && let Some(id) = session_id {
-        g.bindings.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        g.bindings.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        g.admission.usage().remove(&id);
     }
-    response
+    if id_in_flight.is_none() && in_use.is_none() {
+        return response;
+    }
+    // The id and the session stay in use until the response (an SSE stream) has ended.
+    let (parts, body) = response.into_parts();
+    let held = (id_in_flight, in_use);
+    let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let _ = &held;
+        chunk
+    }));
+    Response::from_parts(parts, body)
 }
 
 /// RFC 9728 protected-resource metadata; only servers that verify tokens have any.
@@ -309,7 +566,7 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_cancellation_token(shutdown.child_token())
-        .with_max_request_body_bytes(1024 * 1024);
+        .with_max_request_body_bytes(MAX_BODY);
     if !opts.allowed_origins.is_empty() {
         config = config.with_allowed_origins(opts.allowed_origins.clone());
     }
@@ -326,9 +583,15 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     let guard_state = Arc::new(Guard {
         auth: opts.auth.clone(),
         sessions: sessions.clone(),
-        max_sessions: opts.max_sessions,
+        admission: Arc::new(Admission {
+            max: opts.max_sessions,
+            per_client: opts.max_sessions_per_client.clamp(1, opts.max_sessions.max(1)),
+            opening: tokio::sync::Mutex::new(()),
+            usage: Mutex::new(HashMap::new()),
+        }),
         bindings: Mutex::new(HashMap::new()),
         resource,
+        in_flight: Mutex::new(HashSet::new()),
     });
     let tools = server.tools().len();
     let mode = server.runtime().config().mode.as_str();

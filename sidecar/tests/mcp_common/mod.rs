@@ -339,6 +339,64 @@ pub async fn raw_http(port: u16, method: &str, path: &str, headers: &[(&str, &st
         .expect("no HTTP response within 10 s")
 }
 
+/// `POST /mcp` with `body`, read to the first JSON-RPC message of the answer (a JSON body, or
+/// the first `data:` event of an SSE stream that carries one): the status and that message.
+/// Panics after 10 s without one.
+#[allow(dead_code)]
+pub async fn raw_exchange(port: u16, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut req = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let sse = head.to_ascii_lowercase().contains("text/event-stream");
+                if !sse {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok());
+                    if len.is_some_and(|n| rest.len() >= n) {
+                        return (status, rest.to_owned());
+                    }
+                } else if let Some(data) = rest
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim)
+                    .find(|d| d.contains("\"jsonrpc\""))
+                {
+                    return (status, data.to_owned());
+                }
+            }
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the connection closed before a JSON-RPC message: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("no JSON-RPC answer within 10 s")
+}
+
 /// A JSON-RPC `initialize` request body, as any MCP client sends first.
 pub fn initialize_body() -> String {
     json!({
