@@ -109,21 +109,24 @@ impl Browser {
         self.text_within(css, Duration::from_secs(10)).await
     }
 
-    /// The text of the first element matching `css`, waiting up to `wait` for it to appear.
+    /// The text of the first element matching `css`, waiting up to `wait` for it to appear. A
+    /// live page may reload between finding the element and reading it: that is retried.
     pub async fn text_within(&self, css: &str, wait: Duration) -> String {
-        let found = self
-            .d()
-            .query(By::Css(css))
-            .wait(wait, Duration::from_millis(50))
-            .first()
-            .await;
-        match found {
-            Ok(e) => e.text().await.expect("element text"),
-            Err(e) => {
+        let deadline = Instant::now() + wait;
+        loop {
+            let last = match self.d().find(By::Css(css)).await {
+                Ok(e) => match e.text().await {
+                    Ok(text) => return text,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() > deadline {
                 let url = self.d().current_url().await.map(|u| u.to_string()).unwrap_or_default();
                 let page = self.d().source().await.unwrap_or_default();
-                panic!("no {css} ({e}) on {url}:\n{page}")
+                panic!("no {css} ({last}) on {url}:\n{page}")
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -162,14 +165,21 @@ impl Browser {
         self.text_of("body").await
     }
 
+    /// Clicks the first element matching `css`, retrying for up to 10 s while it is missing or
+    /// went stale (a live page reloaded).
     pub async fn click(&self, css: &str) {
-        self.d()
-            .find(By::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .expect("click");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let last = match self.d().find(By::Css(css)).await {
+                Ok(e) => match e.click().await {
+                    Ok(()) => return,
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            assert!(Instant::now() < deadline, "cannot click {css}: {last}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Saves the whole page (the window grown to its height) to `path`.
