@@ -329,6 +329,87 @@ async fn interrupted_apply(db: WDb) {
     assert_eq!((rc, status(&v)), (0, "already_applied"), "{e}: {v}");
 }
 
+/// `conflict_guard.advance`: apply moves the version column itself (these tables' apps do not),
+/// so a proposal made before another one applied conflicts, even when it changes another column
+/// (the before-value check only covers its own columns). Without it (the control) the second
+/// applies over a row it never saw.
+async fn version_advance(db: WDb) {
+    let e = db.engine.as_str();
+    db.exec("ALTER TABLE invoices ADD COLUMN row_version integer NOT NULL DEFAULT 1")
+        .await;
+    let base = writeback_support::config_doc(&db, std::path::Path::new("x"), json!({}));
+    let fee = base["capabilities"][0].clone();
+    let mut caps = Vec::new();
+    for (mode, guard) in [
+        ("control", json!({"column": "updated_at"})),
+        ("timed", json!({"column": "updated_at", "advance": "timestamp"})),
+        ("counted", json!({"column": "row_version", "advance": "increment"})),
+    ] {
+        let mut f = fee.clone();
+        f["name"] = json!(format!("billing.fee_{mode}"));
+        f["conflict_guard"] = guard.clone();
+        let mut n = fee.clone();
+        n["name"] = json!(format!("billing.note_{mode}"));
+        n["conflict_guard"] = guard;
+        n["args"] =
+            json!({"invoice_id": {"type": "string", "max_length": 64}, "note": {"type": "string", "max_length": 200}});
+        n["patch"] = json!({"note": {"from_arg": "note"}});
+        n["allowed_columns"] = json!(["note"]);
+        n.as_object_mut().unwrap().remove("numeric_bounds");
+        caps.push(f);
+        caps.push(n);
+    }
+    let s = Setup::new(db, json!({"capabilities": caps}));
+    let db = &s.db;
+    let propose = |tool: String, args: serde_json::Value| {
+        let s = &s;
+        async move {
+            let id = s.propose(&tool, args).await;
+            s.approve(&id);
+            id
+        }
+    };
+
+    for (mode, invoice) in [("control", "INV-3"), ("timed", "INV-1"), ("counted", "INV-2")] {
+        // Two proposals on the same row, made on the same version, changing different columns.
+        let first = propose(
+            format!("billing.fee_{mode}"),
+            json!({"invoice_id": invoice, "late_fee_cents": 11}),
+        )
+        .await;
+        let second = propose(
+            format!("billing.note_{mode}"),
+            json!({"invoice_id": invoice, "note": "waived: first reminder"}),
+        )
+        .await;
+        let (rc, v) = s.apply(&first, &[], true);
+        assert_eq!((rc, status(&v)), (0, "applied"), "{e} {mode}: {v}");
+        let (previous, new) = (&v["receipt"]["previous_version"], &v["receipt"]["new_version"]);
+        let (rc, v2) = s.apply(&second, &[], true);
+        if mode == "control" {
+            // Nothing moved the version: the note was written on a row whose fee it never saw.
+            assert_eq!(previous, new, "{e}: {v}");
+            assert_eq!((rc, status(&v2)), (0, "applied"), "{e}: {v2}");
+        } else {
+            assert_ne!(previous, new, "{e} {mode}: the version moved: {v}");
+            assert_eq!((rc, code(&v2)), (1, "VERSION_CONFLICT"), "{e} {mode}: {v2}");
+            assert_eq!(db.writes(invoice).await, 1, "{e} {mode}: only the first wrote");
+        }
+        if mode == "counted" {
+            assert_eq!((previous, new), (&json!(1), &json!(2)), "{e}: {v}");
+        }
+        assert_eq!(db.fee(invoice).await, 11, "{e} {mode}");
+        // A proposal made on the advanced version applies.
+        let third = propose(
+            format!("billing.note_{mode}"),
+            json!({"invoice_id": invoice, "note": "reviewed again"}),
+        )
+        .await;
+        let (rc, v) = s.apply(&third, &[], true);
+        assert_eq!((rc, status(&v)), (0, "applied"), "{e} {mode}: {v}");
+    }
+}
+
 /// No receipts table: apply fails with the hint and writes nothing; an admin runs
 /// `db init-receipts`, and the retry applies.
 /// A capability scoped to its principal (`target.principal_key: owner`): a row owned by another
@@ -626,4 +707,25 @@ async fn sqlite_apply_killed_at_random_instants_is_recovered() {
         assert_eq!(db.writes(&row).await, 1, "{row} written once");
         assert_eq!(db.fee(&row).await, 200 + i64::try_from(i).unwrap());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_version_advance() {
+    let Some(db) = RUNNER.postgres(true).await else {
+        return;
+    };
+    version_advance(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_version_advance() {
+    let Some(db) = RUNNER.mysql(true).await else {
+        return;
+    };
+    version_advance(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_version_advance() {
+    version_advance(RUNNER.sqlite(true)).await;
 }

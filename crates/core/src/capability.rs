@@ -257,6 +257,8 @@ pub struct Capability {
     pub transition_guards: IndexMap<String, config::TransitionGuard>,
     pub conflict_column: Option<String>,
     pub weak_guard_ack: bool,
+    /// `conflict_guard.advance`: how apply moves the version column.
+    pub version_advance: Option<config::VersionAdvance>,
     /// `sql_update` or an executor name.
     pub executor: String,
     pub required_approvals: u32,
@@ -361,6 +363,7 @@ fn compile_one(cfg: &RunnerConfig, c: &config::Capability) -> Result<Capability,
         transition_guards: c.transition_guards.clone(),
         conflict_column,
         weak_guard_ack: c.conflict_guard.as_ref().is_some_and(|g| g.weak_guard_ack),
+        version_advance: c.conflict_guard.as_ref().and_then(|g| g.advance),
         executor: c.executor.clone().unwrap_or_else(|| "sql_update".into()),
         required_approvals: c.approval.as_ref().and_then(|a| a.required_approvals).unwrap_or(1),
         required_role: c.approval.as_ref().and_then(|a| a.required_role.clone()),

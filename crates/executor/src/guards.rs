@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use synapsor_core::Capability;
 use synapsor_core::changeset::ChangeSet;
-use synapsor_core::config::CapabilityKind;
+use synapsor_core::config::{CapabilityKind, VersionAdvance};
 use synapsor_core::digest::digest_value;
 use synapsor_core::ident::SafeIdent;
 
@@ -59,6 +59,9 @@ pub struct Plan {
     /// Columns and values written, in change-set order.
     pub patch: Vec<(SafeIdent, Value)>,
     pub version: VersionGuard,
+    /// How the UPDATE also moves the version column (`conflict_guard.advance` of the current
+    /// capability); only with a version column.
+    pub advance: Option<VersionAdvance>,
 }
 
 impl Plan {
@@ -192,6 +195,10 @@ pub fn plan(cs: &ChangeSet, cap: &Capability) -> Result<Plan, Refusal> {
         },
         read_columns,
         patch,
+        advance: match &version {
+            VersionGuard::Column { .. } => cap.version_advance,
+            VersionGuard::RowHash { .. } => None,
+        },
         version,
     })
 }

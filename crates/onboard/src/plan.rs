@@ -982,6 +982,7 @@ impl<'a> Planner<'a> {
                 conflict_guard: Some(ConflictGuard {
                     column: conflict.clone(),
                     weak_guard_ack: conflict.is_none(),
+                    advance: None,
                 }),
                 approval: Some(ApprovalPolicy {
                     mode: Some(ApprovalMode::Human),

@@ -599,6 +599,31 @@ pub struct ConflictGuard {
     /// Accept a weaker guard: a hash of the whole row as read (no version column).
     #[serde(default)]
     pub weak_guard_ack: bool,
+    /// Advance the version column in the guarded UPDATE, for apps that do not do it themselves:
+    /// `timestamp` (the database's current time, never earlier than the old value) or
+    /// `increment` (+1). Without it a later proposal made on the old version would apply over a
+    /// change it never saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance: Option<VersionAdvance>,
+}
+
+/// How apply advances a version column (`conflict_guard.advance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionAdvance {
+    /// The database's current time (timestamp, datetime or ISO-8601 text columns).
+    Timestamp,
+    /// The old value plus one (integer columns).
+    Increment,
+}
+
+impl VersionAdvance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionAdvance::Timestamp => "timestamp",
+            VersionAdvance::Increment => "increment",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

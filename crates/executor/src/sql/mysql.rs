@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sqlx::mysql::{MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Transaction};
-use synapsor_core::config::SslMode;
+use synapsor_core::config::{SslMode, VersionAdvance};
 use synapsor_core::ident::{Dialect, SafeIdent};
 
 use super::{
@@ -104,7 +104,17 @@ fn build(plan: &Plan) -> Statements {
         "SELECT CAST(JSON_OBJECT({}) AS CHAR) FROM {table} WHERE {key_where} LIMIT 2 FOR UPDATE",
         pairs.join(", ")
     );
-    let sets: Vec<String> = plan.patch.iter().map(|(c, _)| format!("{} = ?", q(c))).collect();
+    let mut sets: Vec<String> = plan.patch.iter().map(|(c, _)| format!("{} = ?", q(c))).collect();
+    if let (Some(advance), Some(v)) = (plan.advance, plan.version_column()) {
+        // Never equal to the old value, so a proposal made on it conflicts.
+        sets.push(match advance {
+            VersionAdvance::Timestamp => format!(
+                "{0} = GREATEST(CURRENT_TIMESTAMP(6), {0} + INTERVAL 1 MICROSECOND)",
+                q(v)
+            ),
+            VersionAdvance::Increment => format!("{0} = {0} + 1", q(v)),
+        });
+    }
     let mut update_sql = format!("UPDATE {table} SET {} WHERE {key_where}", sets.join(", "));
     let mut update_args: Vec<Bind> = plan.patch.iter().map(|(_, v)| Bind::from_json(v)).collect();
     update_args.extend(key_args.iter().cloned());

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Postgres, Transaction};
-use synapsor_core::config::SslMode;
+use synapsor_core::config::{SslMode, VersionAdvance};
 use synapsor_core::ident::{Dialect, SafeIdent};
 use synapsor_source::pg_catalog;
 
@@ -142,6 +142,12 @@ async fn prepare(conn: &mut PgConnection, plan: &Plan) -> Result<Statements, DbF
         sets.push(format!("{} = {}", q(col), param(i + 1, col)?));
         update_args.push(Bind::from_json(value).as_text());
     }
+    if let (Some(advance), Some(v)) = (plan.advance, plan.version_column()) {
+        let ty = types
+            .get(v.as_str())
+            .ok_or_else(|| DbFail::new(FailKind::MissingObject, format!("column {v} does not exist")))?;
+        sets.push(format!("{} = {}", q(v), advanced(advance, &q(v), v, ty)?));
+    }
     let mut update_sql = format!(
         "UPDATE {table} SET {} WHERE {}",
         sets.join(", "),
@@ -162,6 +168,33 @@ async fn prepare(conn: &mut PgConnection, plan: &Plan) -> Result<Statements, DbF
         update_args,
         has_version,
     })
+}
+
+/// The new value of version column `col` (quoted `quoted`, catalog type `ty`) for `advance`:
+/// never equal to the old one, so a proposal made on the old version conflicts.
+fn advanced(advance: VersionAdvance, quoted: &str, col: &SafeIdent, ty: &str) -> Result<String, DbFail> {
+    let unsupported = |what: &str| {
+        DbFail::new(
+            FailKind::Other,
+            format!(
+                "conflict_guard.advance {} needs {what}; column {col} is {ty}",
+                advance.as_str()
+            ),
+        )
+    };
+    match advance {
+        VersionAdvance::Increment if matches!(ty, "smallint" | "integer" | "bigint" | "numeric") => {
+            Ok(format!("{quoted} + 1"))
+        }
+        VersionAdvance::Increment => Err(unsupported("an integer column")),
+        VersionAdvance::Timestamp if ty.starts_with("timestamp") => Ok(format!(
+            "GREATEST(CAST(now() AS {ty}), {quoted} + interval '1 microsecond')"
+        )),
+        VersionAdvance::Timestamp if ty == "text" || ty.starts_with("character varying") => {
+            Ok("to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')".to_owned())
+        }
+        VersionAdvance::Timestamp => Err(unsupported("a timestamp or text column")),
+    }
 }
 
 struct PgTxn<'c> {

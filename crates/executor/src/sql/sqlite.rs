@@ -7,6 +7,7 @@ use std::time::Duration;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter};
 use serde_json::{Map, Value};
+use synapsor_core::config::VersionAdvance;
 use synapsor_core::ident::{Dialect, SafeIdent};
 
 use super::{
@@ -137,7 +138,15 @@ fn build(plan: &Plan) -> Statements {
         "SELECT json_object({}) FROM {table} WHERE {key_where} LIMIT 2",
         pairs.join(", ")
     );
-    let sets: Vec<String> = plan.patch.iter().map(|(c, _)| format!("{} = ?", q(c))).collect();
+    let mut sets: Vec<String> = plan.patch.iter().map(|(c, _)| format!("{} = ?", q(c))).collect();
+    if let (Some(advance), Some(v)) = (plan.advance, plan.version_column()) {
+        sets.push(match advance {
+            // ISO-8601 text in UTC with milliseconds; a later proposal needs a read and an
+            // approval, so it never lands in the same millisecond.
+            VersionAdvance::Timestamp => format!("{} = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", q(v)),
+            VersionAdvance::Increment => format!("{0} = {0} + 1", q(v)),
+        });
+    }
     let mut update_sql = format!("UPDATE {table} SET {} WHERE {key_where}", sets.join(", "));
     let mut update_args: Vec<SqlValue> = plan.patch.iter().map(|(_, v)| to_sql(Bind::from_json(v))).collect();
     update_args.extend(key_args.iter().cloned());

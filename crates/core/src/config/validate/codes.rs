@@ -197,7 +197,7 @@ pub(super) const LOOKUP_KEYS: &[&str] = &["id_from_arg"];
 pub(super) const PATCH_BINDING_KEYS: &[&str] = &["fixed", "from_arg"];
 pub(super) const NUMERIC_BOUND_KEYS: &[&str] = &["minimum", "maximum"];
 pub(super) const TRANSITION_GUARD_KEYS: &[&str] = &["from_column", "allowed"];
-pub(super) const CONFLICT_GUARD_KEYS: &[&str] = &["column", "weak_guard_ack"];
+pub(super) const CONFLICT_GUARD_KEYS: &[&str] = &["column", "weak_guard_ack", "advance"];
 pub(super) const APPROVAL_KEYS: &[&str] = &["mode", "required_role", "required_approvals"];
 
 /// Upper bound for every millisecond timeout (10 minutes).
@@ -356,6 +356,8 @@ pub const ALL_CODES: &[(&str, Severity)] = &[
     ("CONFLICT_GUARD_COLUMN_REQUIRED", Severity::Error),
     ("INVALID_CONFLICT_COLUMN", Severity::Error),
     ("INVALID_WEAK_GUARD_ACK", Severity::Error),
+    ("INVALID_VERSION_ADVANCE", Severity::Error),
+    ("VERSION_ADVANCE_NEEDS_COLUMN", Severity::Error),
     ("CONFLICT_COLUMN_PATCHED", Severity::Error),
     ("WEAK_CONFLICT_GUARD", Severity::Warning),
     ("INVALID_APPROVAL", Severity::Error),

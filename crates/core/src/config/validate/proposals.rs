@@ -316,6 +316,23 @@ impl Validator {
             "weak_guard_ack must be true or false",
         );
         let ack = self.field(obj, path, ack, Value::as_bool).unwrap_or(false);
+        let advance = Field::optional(
+            "advance",
+            "INVALID_VERSION_ADVANCE",
+            "conflict_guard.advance must be \"timestamp\" or \"increment\"",
+        );
+        let advances = self
+            .field(obj, path, advance, |v| {
+                v.as_str().filter(|s| ["timestamp", "increment"].contains(s))
+            })
+            .is_some();
+        if advances && !obj.contains_key("column") {
+            self.error(
+                "VERSION_ADVANCE_NEEDS_COLUMN",
+                &path.key("advance"),
+                "conflict_guard.advance moves a version column: name it in conflict_guard.column (a row-hash guard changes by itself)",
+            );
+        }
         if !obj.contains_key("column") {
             if ack {
                 self.warn(
@@ -588,6 +605,38 @@ mod tests {
 
     use crate::config::validate::tests::minimal;
     use crate::config::validate::validate_value;
+
+    #[test]
+    fn version_advance_is_checked() {
+        let p = "$.capabilities[1].conflict_guard";
+        for (guard, code) in [
+            (
+                json!({"column": "updated_at", "advance": "later"}),
+                "INVALID_VERSION_ADVANCE",
+            ),
+            (json!({"column": "updated_at", "advance": 1}), "INVALID_VERSION_ADVANCE"),
+            (
+                json!({"weak_guard_ack": true, "advance": "increment"}),
+                "VERSION_ADVANCE_NEEDS_COLUMN",
+            ),
+        ] {
+            let mut doc = minimal();
+            doc["capabilities"][1]["conflict_guard"] = guard.clone();
+            let r = validate_value(&doc);
+            assert!(r.has(code, &format!("{p}.advance")), "{guard}: {r:?}");
+        }
+        for advance in ["timestamp", "increment"] {
+            let mut doc = minimal();
+            doc["capabilities"][1]["conflict_guard"] = json!({"column": "updated_at", "advance": advance});
+            let r = validate_value(&doc);
+            assert!(r.errors.is_empty(), "{advance}: {r:?}");
+            let parsed = crate::config::parse_config(&doc.to_string()).ok();
+            let guard = parsed
+                .as_ref()
+                .and_then(|(cfg, _)| cfg.capabilities[1].conflict_guard.as_ref());
+            assert_eq!(guard.and_then(|g| g.advance).map(|a| a.as_str()), Some(advance));
+        }
+    }
 
     #[test]
     fn protocol_rules() {
