@@ -225,7 +225,7 @@ impl Runtime {
             })?;
         let read = ScopedRead {
             spec: &cap.read,
-            id: lookup,
+            id: lookup.clone(),
             tenant: Some(ctx.tenant_id.as_str()),
             principal: Some(ctx.principal.as_str()),
         };
@@ -254,10 +254,11 @@ impl Runtime {
             outcome: "ok".into(),
             created_at: now.clone(),
         };
-        // Engines compare loosely (case-insensitive collations, numeric coercion); the row must
-        // carry exactly the trusted tenant (and principal), or it is treated as absent.
+        // Engines compare loosely (case-insensitive and width-insensitive collations, trailing
+        // spaces, numeric coercion); the row must carry exactly the key asked for and the trusted
+        // tenant (and principal), or it is treated as absent.
         let row = match result {
-            Ok(Some(row)) if row_in_scope(cap, &row, &ctx) => row,
+            Ok(Some(row)) if row_in_scope(cap, &row, &ctx) && key_is_exactly(cap, &row, &lookup) => row,
             Ok(_) => {
                 audit.outcome = ToolCode::RowNotFound.as_str().into();
                 self.audit_only(audit).await?;
@@ -384,6 +385,18 @@ impl Runtime {
             Some(Executor::HttpHandler { .. } | Executor::CommandHandler { .. }) => "app_handler",
             _ => "direct_update",
         }
+    }
+}
+
+/// The row's primary key is exactly the value looked up: MariaDB's collations find `INV-1` for
+/// `inv-1`, `INV-1 ` or `INV-１`, and the evidence must name the row that was read.
+fn key_is_exactly(cap: &Capability, row: &Map<String, Value>, lookup: &LookupValue) -> bool {
+    match (row.get(cap.read.primary_key.as_str()), lookup) {
+        (Some(Value::Number(n)), LookupValue::Integer(i)) => n.as_i64() == Some(*i),
+        (Some(Value::Number(n)), LookupValue::Float(f)) => n.as_f64() == Some(*f),
+        (Some(Value::String(s)), l) => *s == l.as_text(),
+        (Some(Value::Number(n)), l) => n.to_string() == l.as_text(),
+        _ => false,
     }
 }
 
