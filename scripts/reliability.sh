@@ -54,7 +54,7 @@ CHECKS=(
     "apply SIGKILLed at spread instants|proposals left in applying, lost authorship, rows written twice|binary(writeback_apply) & test(killed)|after the kills"
     "apply killed after the commit, all engines|a write the ledger never attributes|binary(writeback_apply) & test(interrupted)|"
     "8 concurrent applies, all engines|rows written twice, exit 1 for already_applied|binary(writeback_apply) & test(lifecycle)|"
-    "reused JSON-RPC id, 50 at once|requests never answered|binary(mcp_rmcp_client) & test(reused)|answered"
+    "reused JSON-RPC id, 50 at once|requests never answered|binary(mcp_rmcp_client) & test(reused)| answered, "
     "session caps and fair eviction|one client locking the others out, the cap exceeded|(binary(mcp_rmcp_client) & test(http_caps)) | (binary(mcp_identity) & test(one_identity))|"
     "secrets in arguments|credentials stored or echoed|binary(runtime_databases)|"
 )
