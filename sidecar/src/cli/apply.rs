@@ -15,6 +15,18 @@ use super::common::{CliError, GlobalArgs, load_config, print_json, store_path};
 use super::operator::{self, OperatorArgs};
 use crate::local_apply::{apply_proposal, recover_interrupted};
 
+pub const AFTER_HELP: &str = "\
+Examples:
+  synapsor-runner apply wrp_4f1c9a27d0b3e8a61c55 --dry-run   every guard, nothing written
+  synapsor-runner apply latest                               the newest proposal
+
+Exit status 0 for applied, already_applied and a dry run that would apply; 1 otherwise.
+
+One apply of a proposal runs at a time: another apply of it waits for the first and reports
+already_applied. A proposal left in applying by an apply that died (killed, crashed) is resumed
+by the next apply, of it or of any other proposal; if the dead run had committed, nothing is
+written again and the ledger records that write as the proposal's. See docs/writeback.md.";
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Proposal id, or `latest`.

@@ -110,6 +110,7 @@ pub enum Command {
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Apply an approved proposal through its reviewed executor, with guards.
+    #[command(after_help = apply::AFTER_HELP)]
     Apply(apply::ApplyArgs),
     /// Check environment, databases, receipts table, grants and handlers (secrets redacted).
     Doctor(doctor::DoctorArgs),
