@@ -76,6 +76,21 @@ impl SqliteSource {
         )
     }
 
+    /// Rolls back the hot journal a writer left when it died mid-transaction (killed, crashed,
+    /// power lost). A read-only connection cannot, so every read would fail until some writer
+    /// opened the file; this opens it read-write once, only for the recovery SQLite does on the
+    /// first read, and closes it again. Reads themselves stay on read-only connections.
+    fn recover_hot_journal(&self) -> Result<(), rusqlite::Error> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        tracing::warn!(source = %self.name, "rolled back the hot journal of a writer that stopped mid-transaction");
+        Ok(())
+    }
+
     /// Runs `sql` on a pooled connection in a blocking thread, interrupting it when the statement
     /// timeout passes (SQLite has no server-side timeout; `sqlite3_interrupt` is its equivalent).
     async fn read(&self, sql: String, params: Vec<SqlValue>) -> Result<Vec<String>, ToolError> {
@@ -83,11 +98,19 @@ impl SqliteSource {
         let interrupt = conn.get_interrupt_handle();
         let this = self.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let result = (|| {
+            let run = |conn: &Connection| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))?;
                 rows.collect::<Result<Vec<String>, _>>()
-            })();
+            };
+            let mut result = run(&conn);
+            // A read never writes: "read-only" here means a hot journal is waiting for a writer.
+            if let Err(rusqlite::Error::SqliteFailure(e, _)) = &result
+                && e.code == rusqlite::ErrorCode::ReadOnly
+                && this.recover_hot_journal().is_ok()
+            {
+                result = run(&conn);
+            }
             this.release(conn);
             result
         });
