@@ -6,6 +6,7 @@
 #   scripts/reliability.sh                 the long profile
 #   SYNAPSOR_ADVERSARIAL_CALLS=500 scripts/reliability.sh   fewer adversarial calls per run
 #   SYNAPSOR_ADVERSARIAL_SEED=42 scripts/reliability.sh     another generator seed
+#   SYNAPSOR_FUZZ_CASES=100000 scripts/reliability.sh       fewer cases per parser property
 #
 # Uses the databases in SYNAPSOR_TEST_PG_URL / SYNAPSOR_TEST_MYSQL_URL if set, else starts
 # them with scripts/dev-db.sh and stops them again afterwards. Prints a table of every check
@@ -23,6 +24,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 export SYNAPSOR_ADVERSARIAL_CALLS=${SYNAPSOR_ADVERSARIAL_CALLS:-2500}
 export SYNAPSOR_KILL_PROPOSALS=${SYNAPSOR_KILL_PROPOSALS:-200}
+# Cases per property of the parsers (proptest reads PROPTEST_CASES); no other check has one.
+export PROPTEST_CASES=${SYNAPSOR_FUZZ_CASES:-1000000}
 
 DBS_STARTED=0
 cleanup() {
@@ -45,7 +48,7 @@ fi
 export SYNAPSOR_REQUIRE_DBS=1
 
 log "building the tests"
-cargo nextest run --no-run -p synapsor-runner >/dev/null
+cargo nextest run --no-run --workspace >/dev/null
 
 # name | what it protects against | nextest filter | the line of its output that holds the figure
 CHECKS=(
@@ -57,6 +60,8 @@ CHECKS=(
     "reused JSON-RPC id, 50 at once|requests never answered|binary(mcp_rmcp_client) & test(reused)| answered, "
     "session caps and fair eviction|one client locking the others out, the cap exceeded|(binary(mcp_rmcp_client) & test(http_caps)) | (binary(mcp_identity) & test(one_identity))|"
     "secrets in arguments|credentials stored or echoed|binary(runtime_databases)|"
+    "writer connection killed mid-transaction|half-done writes, a claim left behind, no retry|test(killed_mid_transaction) | binary(sqlite_recovery)|"
+    "parsers under random input ($PROPTEST_CASES cases each)|a panic or a wrong accept in the config validator, argument checks, envelopes, handler signatures, the answers file, the webhook's decision|test(never_panic)|"
 )
 
 results=()
@@ -66,7 +71,7 @@ for check in "${CHECKS[@]}"; do
     file="$OUT/$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_').log"
     log "$name"
     started=$(date +%s)
-    if cargo nextest run -p synapsor-runner --no-capture -E "$filter" >"$file" 2>&1; then
+    if cargo nextest run --workspace --no-capture -E "$filter" >"$file" 2>&1; then
         status=PASS
     else
         status=FAIL

@@ -432,6 +432,41 @@ mod tests {
         r.try_into().unwrap()
     }
 
+    proptest::proptest! {
+        // The default config, so PROPTEST_CASES sets the count (scripts/reliability.sh).
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+        /// Whatever annotations a user writes on create, update or delete, the webhook's
+        /// decision never panics; a decision it admits is always for an approver's request.
+        #[test]
+        fn the_webhook_decision_never_panics(
+            op in proptest::sample::select(vec!["CREATE", "UPDATE", "DELETE", "CONNECT"]),
+            user in "[a-z:]{0,12}",
+            old_ann in proptest::collection::vec((annotation_key(), ".{0,40}"), 0..3),
+            new_ann in proptest::collection::vec((annotation_key(), ".{0,40}"), 0..4),
+            phase in proptest::option::of(proptest::sample::select(Phase::ALL.to_vec())),
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let old_pairs: Vec<(&str, &str)> = old_ann.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let new_pairs: Vec<(&str, &str)> = new_ann.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let old = proposal(&old_pairs, phase);
+            let new = proposal(&new_pairs, phase);
+            let req = request(op, &user, (op != "CREATE").then_some(&old), &new);
+            let _ = check(&req, now);
+        }
+    }
+
+    fn annotation_key() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::sample::select(vec![
+            ANNOTATION_APPROVE.to_owned(),
+            ANNOTATION_REJECT.to_owned(),
+            ANNOTATION_APPROVALS.to_owned(),
+            ANNOTATION_REJECTION.to_owned(),
+            ANNOTATION_PROPOSER.to_owned(),
+            "team".to_owned(),
+        ])
+    }
+
     #[test]
     fn create_stamps_the_proposer_and_refuses_preset_decisions() {
         let p = proposal(&[], None);

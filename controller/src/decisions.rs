@@ -121,6 +121,33 @@ pub fn parse_rejection(value: Option<&String>) -> Result<Option<SignedDecision>,
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The default config, so PROPTEST_CASES sets the count (scripts/reliability.sh).
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The annotations a user can write never panic the parser, and a decision parsed from
+        /// them never verifies without the key.
+        #[test]
+        fn decision_annotations_never_panic(
+            text in prop_oneof![
+                ".{0,200}",
+                r#"\[\{"user":"[a-z]{0,8}","at":"[0-9TZ:-]{0,24}","sig":"v1=[0-9a-f]{0,64}"\}\]"#,
+                r#"\{"user":".{0,8}","reason":".{0,16}","at":".{0,8}","sig":".{0,70}"\}"#,
+            ],
+        ) {
+            let text = text.to_owned();
+            if let Ok(list) = parse_approvals(Some(&text)) {
+                for d in &list {
+                    prop_assert!(!key().verify("uid-1", "sha256:x", d));
+                }
+            }
+            if let Ok(Some(d)) = parse_rejection(Some(&text)) {
+                prop_assert!(!key().verify("uid-1", "sha256:x", &d));
+            }
+        }
+    }
 
     fn key() -> DecisionKey {
         DecisionKey::from_file_bytes(b"0123456789abcdef0123456789abcdef\n").unwrap()

@@ -729,3 +729,77 @@ async fn mariadb_version_advance() {
 async fn sqlite_version_advance() {
     version_advance(RUNNER.sqlite(true)).await;
 }
+
+/// The writer's connection killed in the middle of its transaction (while it waits for the row
+/// lock, after claiming the receipt): the apply fails retryably, nothing is written, the receipts
+/// table keeps nothing, and the retry applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_connection_killed_mid_transaction() {
+    use sqlx::{AssertSqlSafe, Connection};
+    let Some(db) = RUNNER.postgres(true).await else {
+        return;
+    };
+    let s = Setup::new(db, json!({}));
+    let db = &s.db;
+    let p = fee_proposal(&s, "INV-1", 1234).await;
+    s.approve(&p);
+    let mut holder = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT id FROM invoices WHERE id = 'INV-1' FOR UPDATE;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let apply = s
+        .apply_command(&p, &[], &[("TEST_WRITE_URL", &db.write_url)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the writer is inside its transaction, blocked on the row, then kill it.
+    let mut admin = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
+    let waiting = format!(
+        "SELECT pid FROM pg_stat_activity WHERE usename = '{}' AND wait_event_type = 'Lock'",
+        db.writer
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pid: i32 = loop {
+        let found: Option<i32> = sqlx::query_scalar(AssertSqlSafe(waiting.clone()))
+            .fetch_optional(&mut admin)
+            .await
+            .unwrap();
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never waited on the row lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(killed);
+    let out = apply.wait_with_output().unwrap();
+    let (rc, v) = writeback_support::apply_json(&out);
+    assert_eq!((rc, status(&v)), (1, "failed"), "{v}");
+    assert_eq!(code(&v), "DATABASE_UNAVAILABLE", "{v}");
+    assert_eq!(v["receipt"]["source_database_mutated"], false, "{v}");
+    // The receipt (what is recorded and shown) has the runner's words; the driver's are only in
+    // the operator's log on stderr.
+    let receipt = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !receipt.contains("terminating connection"),
+        "driver text in the receipt: {receipt}"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (5500, 0));
+    assert_eq!(db.source_receipts().await, 0, "the claim was rolled back with the rest");
+    assert_eq!(s.state(&p), "failed");
+
+    // Retryable: the next apply writes it, once.
+    let (rc, v) = s.apply(&p, &[], true);
+    assert_eq!((rc, status(&v)), (0, "applied"), "{v}");
+    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (1234, 1));
+}

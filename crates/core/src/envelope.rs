@@ -235,6 +235,76 @@ mod tests {
         }
     }
 
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,24}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("\\PC{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        // The default config, so PROPTEST_CASES sets the count (scripts/reliability.sh).
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+        /// Whatever a row holds (any JSON, any text), both envelope versions serialize to JSON
+        /// that reads back the same, keep their fixed fields, and never carry the trusted tenant
+        /// or principal, and an error never carries its operator detail.
+        #[test]
+        fn envelopes_never_panic_and_always_serialize(
+            data in proptest::collection::btree_map("\\PC{1,12}", json_value(), 0..6),
+            object_id in "\\PC{0,40}",
+            detail in "\\PC{0,60}",
+        ) {
+            let data: Map<String, Value> = data.into_iter().collect();
+            let tenant = "tenant-\u{1F512}-acme";
+            let principal = "principal-\u{1F511}";
+            let context = TrustedContext { tenant_id: tenant.into(), principal: principal.into(), ..ctx() };
+            let read = ToolOutcome::Read {
+                capability: "billing.inspect_invoice".into(),
+                table: "invoices".into(),
+                object_id,
+                data,
+                context: context.clone(),
+                evidence_bundle_id: "ev_1".into(),
+            };
+            let error = ToolOutcome::Error {
+                capability: "billing.inspect_invoice".into(),
+                kind: Some(CapabilityKind::Read),
+                error: ToolError::new(ToolCode::SourceUnavailable, format!("OPERATOR-ONLY {detail}")),
+                context: Some(context),
+            };
+            for outcome in [&read, &error] {
+                for format in [ResultFormat::V1, ResultFormat::V2] {
+                    let (v, is_error) = outcome.render(format);
+                    let text = serde_json::to_string(&v).unwrap();
+                    let back: Value = serde_json::from_str(&text).unwrap();
+                    proptest::prop_assert_eq!(&back, &v);
+                    proptest::prop_assert_eq!(is_error, outcome.is_error());
+                    let leaked = text.contains(tenant) || text.contains(principal);
+                    proptest::prop_assert!(!leaked, "the trusted context leaked: {}", text);
+                    if format == ResultFormat::V2 {
+                        proptest::prop_assert!(v["summary"].is_string());
+                        proptest::prop_assert_eq!(&v["source_database_changed"], &json!(false));
+                        if is_error {
+                            proptest::prop_assert!(!text.contains("OPERATOR-ONLY"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn v2_errors_carry_only_the_safe_code_and_are_tool_errors() {
         let driver_text = "ERROR: relation \"invoices\" does not exist at character 15; host=db.internal";

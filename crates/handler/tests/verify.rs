@@ -308,3 +308,26 @@ proptest! {
         prop_assert_eq!(e.code(), "SIGNATURE_MISMATCH");
     }
 }
+
+proptest! {
+    // The default config, so PROPTEST_CASES sets the count (scripts/reliability.sh: a million).
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Verification never panics, whatever the header, body, clock and window, and accepts
+    /// nothing that was not signed with the key.
+    #[test]
+    fn verify_never_panics_on_any_header(
+        header in prop_oneof![
+            ".{0,200}",
+            "t=[0-9-]{0,20},v1=[0-9a-f]{0,80}",
+            "(t|v1|kid|v0)=[^,]{0,40}(,(t|v1|kid|v0)=[^,]{0,40}){0,4}",
+        ],
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+        now in any::<i64>(),
+        window in any::<u64>(),
+    ) {
+        let verified = verify_signature(Some(&header), &body, &keys(), now, window);
+        prop_assert!(verified.is_err(), "an unsigned header verified: {header:?}");
+        let _ = verify(Some(&header), &body, &keys(), now, window);
+    }
+}

@@ -594,7 +594,61 @@ impl Selection {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    const ANSWER_KEYS: [&str; 12] = [
+        "version",
+        "mode",
+        "engine",
+        "table",
+        "schema",
+        "primary_key",
+        "tenant_column",
+        "conflict_column",
+        "visible_columns",
+        "patch",
+        "numeric_bounds",
+        "status_guards",
+    ];
+
+    fn answer_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,16}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-z_]{1,10}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        // The default config, so PROPTEST_CASES sets the count (scripts/reliability.sh).
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any answers file, well-formed or not, gives a selection or an error with its code;
+        /// never a panic.
+        #[test]
+        fn answers_files_never_panic(
+            raw in "\\PC{0,120}",
+            doc in proptest::collection::btree_map(proptest::sample::select(ANSWER_KEYS.to_vec()), answer_value(), 0..6),
+        ) {
+            if let Err(e) = Selection::from_answers(&raw) {
+                prop_assert!(e.code.starts_with("ONBOARD_"), "{}", e.code);
+            }
+            let text = serde_json::Value::Object(doc.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).to_string();
+            if let Err(e) = Selection::from_answers(&text) {
+                prop_assert!(e.code.starts_with("ONBOARD_"), "{}", e.code);
+            }
+        }
+    }
 
     #[test]
     fn patch_flags_parse_both_forms() {
