@@ -730,76 +730,153 @@ async fn sqlite_version_advance() {
     version_advance(RUNNER.sqlite(true)).await;
 }
 
-/// The writer's connection killed in the middle of its transaction (while it waits for the row
-/// lock, after claiming the receipt): the apply fails retryably, nothing is written, the receipts
-/// table keeps nothing, and the retry applies once.
+/// A setup on `db` with an approved proposal of a 1234 fee on INV-1.
+async fn approved_fee_on_inv1(db: WDb) -> (Setup, String) {
+    let s = Setup::new(db, json!({}));
+    let p = fee_proposal(&s, "INV-1", 1234).await;
+    s.approve(&p);
+    (s, p)
+}
+
+/// The `apply` of `p`, started while INV-1 is locked elsewhere, so the writer waits inside its
+/// transaction (after claiming the receipt).
+fn blocked_apply(s: &Setup, p: &str) -> std::process::Child {
+    s.apply_command(p, &[], &[("TEST_WRITE_URL", &s.db.write_url)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// After the writer's connection was killed and the row lock released: the apply failed
+/// retryably with the runner's words (the driver's, `driver_says`, are only in the operator's
+/// log on stderr), nothing was written, no claim is left, and the retry applies once.
+async fn killed_apply_is_retryable(s: &Setup, p: &str, out: &std::process::Output, driver_says: &str) {
+    let db = &s.db;
+    let (rc, v) = writeback_support::apply_json(out);
+    assert_eq!((rc, status(&v)), (1, "failed"), "{v}");
+    assert_eq!(code(&v), "DATABASE_UNAVAILABLE", "{v}");
+    assert_eq!(v["receipt"]["source_database_mutated"], false, "{v}");
+    let receipt = String::from_utf8_lossy(&out.stdout);
+    assert!(!receipt.contains(driver_says), "driver text in the receipt: {receipt}");
+    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (5500, 0));
+    assert_eq!(db.source_receipts().await, 0, "the claim was rolled back with the rest");
+    assert_eq!(s.state(p), "failed");
+    let (rc, v) = s.apply(p, &[], true);
+    assert_eq!((rc, status(&v)), (0, "applied"), "{v}");
+    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (1234, 1));
+}
+
+/// Polls `find` until it returns the id of the writer's waiting connection. Every 150 ms:
+/// MariaDB refreshes `information_schema.INNODB_TRX` only when it was not read for 100 ms.
+async fn wait_for<F, Fut, T>(mut find: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(found) = find().await {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apply never waited on the row lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+}
+
+/// PostgreSQL: the writer's backend terminated while it waits on the row lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_writer_connection_killed_mid_transaction() {
     use sqlx::{AssertSqlSafe, Connection};
     let Some(db) = RUNNER.postgres(true).await else {
         return;
     };
-    let s = Setup::new(db, json!({}));
-    let db = &s.db;
-    let p = fee_proposal(&s, "INV-1", 1234).await;
-    s.approve(&p);
-    let mut holder = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
+    let (s, p) = approved_fee_on_inv1(db).await;
+    let mut holder = sqlx::PgConnection::connect(&s.db.admin_url).await.unwrap();
     sqlx::raw_sql("BEGIN; SELECT id FROM invoices WHERE id = 'INV-1' FOR UPDATE;")
         .execute(&mut holder)
         .await
         .unwrap();
-    let apply = s
-        .apply_command(&p, &[], &[("TEST_WRITE_URL", &db.write_url)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the writer is inside its transaction, blocked on the row, then kill it.
-    let mut admin = sqlx::PgConnection::connect(&db.admin_url).await.unwrap();
+    let apply = blocked_apply(&s, &p);
+    let admin = std::sync::Arc::new(tokio::sync::Mutex::new(
+        sqlx::PgConnection::connect(&s.db.admin_url).await.unwrap(),
+    ));
     let waiting = format!(
         "SELECT pid FROM pg_stat_activity WHERE usename = '{}' AND wait_event_type = 'Lock'",
-        db.writer
+        s.db.writer
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let pid: i32 = loop {
-        let found: Option<i32> = sqlx::query_scalar(AssertSqlSafe(waiting.clone()))
-            .fetch_optional(&mut admin)
-            .await
-            .unwrap();
-        if let Some(pid) = found {
-            break pid;
+    let pid: i32 = wait_for(|| {
+        let (admin, sql) = (admin.clone(), waiting.clone());
+        async move {
+            sqlx::query_scalar(AssertSqlSafe(sql))
+                .fetch_optional(&mut *admin.lock().await)
+                .await
+                .unwrap()
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the apply never waited on the row lock"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
         .bind(pid)
-        .fetch_one(&mut admin)
+        .fetch_one(&mut *admin.lock().await)
         .await
         .unwrap();
     assert!(killed);
     let out = apply.wait_with_output().unwrap();
-    let (rc, v) = writeback_support::apply_json(&out);
-    assert_eq!((rc, status(&v)), (1, "failed"), "{v}");
-    assert_eq!(code(&v), "DATABASE_UNAVAILABLE", "{v}");
-    assert_eq!(v["receipt"]["source_database_mutated"], false, "{v}");
-    // The receipt (what is recorded and shown) has the runner's words; the driver's are only in
-    // the operator's log on stderr.
-    let receipt = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !receipt.contains("terminating connection"),
-        "driver text in the receipt: {receipt}"
-    );
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
-    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (5500, 0));
-    assert_eq!(db.source_receipts().await, 0, "the claim was rolled back with the rest");
-    assert_eq!(s.state(&p), "failed");
+    killed_apply_is_retryable(&s, &p, &out, "terminating connection").await;
+}
 
-    // Retryable: the next apply writes it, once.
-    let (rc, v) = s.apply(&p, &[], true);
-    assert_eq!((rc, status(&v)), (0, "applied"), "{v}");
-    assert_eq!((db.fee("INV-1").await, db.writes("INV-1").await), (1234, 1));
+/// MariaDB: the writer's thread killed (`KILL`) while it waits on the row lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_writer_connection_killed_mid_transaction() {
+    use sqlx::{AssertSqlSafe, Connection};
+    let Some(db) = RUNNER.mysql(true).await else {
+        return;
+    };
+    let (s, p) = approved_fee_on_inv1(db).await;
+    let mut holder = sqlx::MySqlConnection::connect(&s.db.admin_url).await.unwrap();
+    sqlx::raw_sql("START TRANSACTION").execute(&mut holder).await.unwrap();
+    sqlx::raw_sql("SELECT id FROM invoices WHERE id = 'INV-1' FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let apply = blocked_apply(&s, &p);
+    let admin = std::sync::Arc::new(tokio::sync::Mutex::new(
+        sqlx::MySqlConnection::connect(&s.db.admin_url).await.unwrap(),
+    ));
+    let thread: String = wait_for(|| {
+        let admin = admin.clone();
+        let writer = s.db.writer.clone();
+        async move {
+            let mut admin = admin.lock().await;
+            let users: Vec<(String, String)> =
+                sqlx::query_as("SELECT CAST(ID AS CHAR), USER FROM information_schema.PROCESSLIST")
+                    .fetch_all(&mut *admin)
+                    .await
+                    .unwrap();
+            let waits: Vec<(String, String)> = sqlx::query_as(
+                "SELECT CAST(trx_mysql_thread_id AS CHAR), trx_state FROM information_schema.INNODB_TRX",
+            )
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap();
+            waits
+                .into_iter()
+                .filter(|(_, state)| state == "LOCK WAIT")
+                .map(|(id, _)| id)
+                .find(|id| users.iter().any(|(uid, user)| uid == id && *user == writer))
+        }
+    })
+    .await;
+    let thread: u64 = thread.parse().unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("KILL {thread}")))
+        .execute(&mut *admin.lock().await)
+        .await
+        .unwrap();
+    let out = apply.wait_with_output().unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    killed_apply_is_retryable(&s, &p, &out, "Connection was killed").await;
 }
