@@ -232,6 +232,15 @@ fn rpc_error(status: StatusCode, id: serde_json::Value, code: i64, message: &str
         .into_response()
 }
 
+/// What the body check needs of a JSON-RPC message; every other member is validated and skipped.
+#[derive(serde::Deserialize)]
+struct RpcProbe {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Option<serde::de::IgnoredAny>,
+}
+
 /// Reads a POST body (at most [`MAX_BODY`]) and checks it is JSON; returns the request rebuilt
 /// and the JSON-RPC id of a request in it (not of a notification or a response).
 async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>), Response> {
@@ -247,17 +256,23 @@ async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<Str
             ));
         }
     };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            serde_json::Value::Null,
-            -32700,
-            "Parse error",
-        ));
-    };
-    let id = match (&v, v.get("method")) {
-        (serde_json::Value::Object(m), Some(_)) => m.get("id").filter(|id| !id.is_null()).map(|id| id.to_string()),
-        _ => None,
+    // One validating pass that builds nothing but the id: rmcp parses the message itself.
+    let id = match serde_json::from_slice::<RpcProbe>(&bytes) {
+        Ok(probe) => probe
+            .method
+            .and(probe.id)
+            .filter(|id| !id.is_null())
+            .map(|id| id.to_string()),
+        // Valid JSON that is not one object (a batch, a scalar) is rmcp's to answer.
+        Err(e) if e.is_data() => None,
+        Err(_) => {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                serde_json::Value::Null,
+                -32700,
+                "Parse error",
+            ));
+        }
     };
     Ok((Request::from_parts(parts, Body::from(bytes)), id))
 }

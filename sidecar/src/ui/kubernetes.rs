@@ -19,7 +19,7 @@ use synapsor_core::review::Review;
 use synapsor_core::time::parse_rfc3339_ms;
 use synapsor_kube::review::{self, digest_is_intact, effective_phase};
 use synapsor_kube::reviewer::{self, Decision, DecisionError, KubectlFlags, Reviewer, api_message, send_decision};
-use synapsor_kube::{ANNOTATION_APPROVALS, Phase, Proposal};
+use synapsor_kube::{Phase, Proposal};
 use tokio::sync::broadcast;
 
 use super::{ALL_CHANGED, Actions, DecisionRequest, Done, ListFilter, ListItem, ReviewPage, ReviewSource, UiError};
@@ -278,13 +278,7 @@ impl ReviewSource for ClusterProposals {
 
     async fn approve(&self, req: DecisionRequest) -> Result<Done, UiError> {
         let after = self.decide(&req, Decision::Approve).await?;
-        let recorded = after
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_APPROVALS))
-            .and_then(|v| serde_json::from_str::<Vec<serde_json::Value>>(v).ok())
-            .map_or(0, |v| v.len());
+        let recorded = review::recorded_approvals(&after).len();
         Ok(
             if recorded >= usize::try_from(after.spec.required_approvals).unwrap_or(usize::MAX) {
                 Done::Approved
