@@ -269,6 +269,8 @@ enum Mode {
     LoseAnswer(u16),
     /// Answer 503 only after this long (past the runner's timeout); the handler never sees it.
     Stall(Duration),
+    /// Forward (the handler applies), then answer 200 with this body instead of the receipt.
+    Garbage(Vec<u8>),
 }
 
 /// One request the runner sent.
@@ -312,7 +314,7 @@ async fn proxy(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
             tokio::time::sleep(d).await;
             empty(503)
         }
-        Mode::Forward | Mode::LoseAnswer(_) => {
+        Mode::Forward | Mode::LoseAnswer(_) | Mode::Garbage(_) => {
             let mut req = client.post(&upstream).body(body);
             for name in [
                 "content-type",
@@ -332,6 +334,7 @@ async fn proxy(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
             st.lock().unwrap().hits[index].upstream = Some((status, receipt));
             match mode {
                 Mode::LoseAnswer(s) => empty(s),
+                Mode::Garbage(body) => (StatusCode::OK, [("content-type", "application/json")], body).into_response(),
                 _ => (
                     StatusCode::from_u16(status).unwrap(),
                     [("content-type", "application/json")],
@@ -487,6 +490,38 @@ async fn http_flow(name: &str, upstream: String) {
         vec!["200 applied -", "200 already_applied -"],
         "{name}"
     );
+
+    // 3b. The handler applies but answers 200 with something that is no receipt: a proxy's
+    //     error page, a truncated receipt, a receipt breaking its rules, 2 MB of noise. The
+    //     outcome is unknown, so each is HANDLER_RECEIPT_INVALID and stays retryable; the retry
+    //     carries the same key and is already_applied at the handler. One write each.
+    let garbage: Vec<Vec<u8>> = vec![
+        b"<html><body>502 Bad Gateway</body></html>".to_vec(),
+        br#"{"schema_version":"synapsor.handler-receipt.v1","status":"appl"#.to_vec(),
+        br#"{"schema_version":"synapsor.handler-receipt.v1","status":"applied","rows_affected":7}"#.to_vec(),
+        vec![b'{'; 2 << 20],
+    ];
+    for (i, body) in garbage.into_iter().enumerate() {
+        let p = approved(&s, &format!("tkt_acme_3{:02}", 9 + i), "high").await;
+        proxy.then(&[Mode::Garbage(body)]);
+        let (rc, v) = apply(&s, &p, &[], &ok).await;
+        assert_eq!(
+            (rc, status(&v), code(&v)),
+            (1, "failed", "HANDLER_RECEIPT_INVALID"),
+            "{name}: garbage {i}: {v}"
+        );
+        let k = key(&v);
+        assert_eq!((proxy.hits(&k).len(), proxy.writes(&k)), (1, 1), "{name}: garbage {i}");
+        assert_eq!(s.state(&p), "failed");
+        let (rc, v) = apply(&s, &p, &[], &ok).await;
+        assert_eq!((rc, status(&v)), (0, "already_applied"), "{name}: garbage {i}: {v}");
+        assert_eq!(s.state(&p), "applied");
+        assert_eq!((proxy.hits(&k).len(), proxy.writes(&k)), (2, 1), "{name}: garbage {i}");
+        assert_eq!(
+            ledger_receipts(&s, &p),
+            vec!["failed HANDLER_RECEIPT_INVALID", "already_applied "]
+        );
+    }
 
     // 4. 503 twice, then the handler: applied in one apply, three requests, one key, one write.
     let p3 = approved(&s, "tkt_acme_303", "urgent").await;

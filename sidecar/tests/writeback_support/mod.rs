@@ -68,8 +68,13 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(db: WDb, extra: Value) -> Setup {
+        Setup::with_store_in(db, extra, None)
+    }
+
+    /// The same with the ledger in `store_dir` (another filesystem, say) instead of the temp folder.
+    pub fn with_store_in(db: WDb, extra: Value, store_dir: Option<&std::path::Path>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let store_path = dir.path().join("ledger.db");
+        let store_path = store_dir.unwrap_or(dir.path()).join("ledger.db");
         let config_path = dir.path().join("synapsor.runner.json");
         let doc = config_doc(&db, &store_path, extra);
         std::fs::write(&config_path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
