@@ -17,17 +17,13 @@
 #[path = "writeback_support/mod.rs"]
 mod writeback_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Map, Value, json};
 use writeback_support::{RUNNER, WDb};
 
-type Client = RunningService<RoleClient, ()>;
+type Client = writeback_support::McpClient;
 
 const TOKEN: &str = "adversarial-token-0123456789abcdef";
 const HIDDEN_NOTE: &str = "hidden-note-7f3a";
@@ -233,10 +229,6 @@ fn generate(g: &mut Gen) -> (String, Map<String, Value>, Kind) {
     }
 }
 
-fn crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The config: a read tool that hides the tenant, the note, the owner and the counters, and the
 /// late-fee proposal tool of the writeback tests.
 fn config(db: &WDb, ledger: &std::path::Path) -> Value {
@@ -267,40 +259,8 @@ async fn start(db: &WDb, dir: &std::path::Path, http: bool) -> (Client, Option<t
     let cfg = dir.join(if http { "http.json" } else { "stdio.json" });
     let ledger = dir.join(if http { "http.db" } else { "stdio.db" });
     std::fs::write(&cfg, config(db, &ledger).to_string()).unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_synapsor-runner"));
-    cmd.arg("--config")
-        .arg(&cfg)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TEST_READ_URL", &db.read_url)
-        .env("SYNAPSOR_TENANT_ID", "acme")
-        .env("SYNAPSOR_PRINCIPAL", "agent.adversary")
-        .current_dir(dir)
-        .kill_on_drop(true);
-    if !http {
-        cmd.args(["mcp", "serve"]);
-        let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
-        return (client, None);
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    cmd.args(["mcp", "serve-streamable-http", "--port", &port.to_string()])
-        .env("SYNAPSOR_RUNNER_HTTP_TOKEN", TOKEN)
-        .stdout(std::process::Stdio::null());
-    let child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "the HTTP server did not listen");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    crypto();
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://127.0.0.1:{port}/mcp"))
-        .auth_header(TOKEN.to_owned());
-    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
-    (client, Some(child))
+    let token = http.then_some(TOKEN);
+    writeback_support::serve_mcp(db, &cfg, dir, "agent.adversary", token).await
 }
 
 async fn run(db: WDb, label: &str) {

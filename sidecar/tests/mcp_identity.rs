@@ -362,7 +362,7 @@ async fn one_identity_cannot_take_every_session() {
     assert_eq!((a1.status, a2.status), (200, 200));
     // At its own cap, with nothing idle: refused, and the others are not affected.
     let r = open(&a).await;
-    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.status, 429, "{r:?}");
     assert_eq!(r.json()["error"], "too_many_sessions_for_client");
     let b1 = open(&b).await;
     assert_eq!(b1.status, 200, "{b1:?}");

@@ -321,7 +321,8 @@ async fn http_caps_open_sessions_and_idle_ones_give_way() {
     assert_eq!((first.status, second.status), (200, 200), "{first:?} {second:?}");
     // Both were used just now: nothing is idle, so a third is refused.
     let third = raw_initialize(server.port, &auth).await;
-    assert_eq!(third.status, 503, "{third:?}");
+    assert_eq!(third.status, 429, "{third:?}");
+    assert_eq!(third.header("retry-after"), Some("2"), "{third:?}");
     assert_eq!(third.json()["error"], "too_many_sessions");
     let health = raw_http(server.port, "GET", "/healthz", &[], "").await.json();
     assert_eq!(health["sessions"], 2, "{health}");
@@ -354,7 +355,7 @@ async fn http_caps_open_sessions_and_idle_ones_give_way() {
         })
         .collect();
     for b in burst {
-        assert_eq!(b.await.unwrap(), 503);
+        assert_eq!(b.await.unwrap(), 429);
     }
     let health = raw_http(server.port, "GET", "/healthz", &[], "").await.json();
     assert_eq!(health["sessions"], 2, "{health}");
@@ -395,7 +396,7 @@ async fn http_caps_open_sessions_and_idle_ones_give_way() {
     let Err(err) = client else {
         panic!("a third session must be refused")
     };
-    assert!(format!("{err:?}").contains("503"), "{err:?}");
+    assert!(format!("{err:?}").contains("429"), "{err:?}");
 }
 
 /// The headers of a JSON-RPC POST in session `sid`.

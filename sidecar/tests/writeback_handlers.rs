@@ -657,6 +657,24 @@ async fn http_flow(name: &str, upstream: String) {
     assert_eq!(proxy.total(), sent);
     assert_eq!(s.state(&p9), "failed");
 
+    // The figure for the reliability report: every proposal's row written at most once, however
+    // its handler failed on the way.
+    let keys: std::collections::BTreeSet<String> = proxy
+        .state
+        .lock()
+        .unwrap()
+        .hits
+        .iter()
+        .map(|h| h.idempotency_key.clone())
+        .collect();
+    let most = keys.iter().map(|k| proxy.writes(k)).max().unwrap_or(0);
+    assert!(most <= 1, "{name}: a row written {most} times");
+    println!(
+        "handler faults ({name}): {} proposals through 5xx, lost answers, hangs past timeout_ms, garbage and bad credentials: {} requests, {} writes, no row written twice",
+        keys.len(),
+        proxy.total(),
+        keys.iter().map(|k| proxy.writes(k)).sum::<usize>()
+    );
     source_untouched(&s).await;
 }
 

@@ -114,7 +114,8 @@ pub struct HttpArgs {
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
     /// Maximum open MCP sessions. When reached, a new session takes the place of the least
-    /// recently used idle one (of the client holding the most), or gets 503 if none is idle.
+    /// recently used idle one (of the client holding the most), or gets 429 (with Retry-After)
+    /// if none is idle.
     #[arg(long, default_value_t = 64)]
     pub max_sessions: usize,
     /// Maximum open sessions of one verified identity (jwt contexts; a shared static token is

@@ -508,7 +508,14 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) 
                 g.admission.usage().remove(&victim);
                 let _ = g.sessions.close_session(&victim.as_str().into()).await;
             }
-            Err(code) => return json_error(StatusCode::SERVICE_UNAVAILABLE, code),
+            Err(code) => {
+                // The client's load, not a server fault: 429, and when an idle place can appear.
+                let mut refused = json_error(StatusCode::TOO_MANY_REQUESTS, code);
+                refused
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(IDLE_GRACE.as_secs()));
+                return refused;
+            }
         }
         admitting = Some(lock);
     }

@@ -208,3 +208,57 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// An rmcp client of the real binary.
+pub type McpClient = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// The real binary serving `config` (already written) for tenant `acme` as `principal`, with a
+/// clean environment, in `dir`: over stdio, or over Streamable HTTP on a free loopback port
+/// with the bearer `http_token`. Returns a connected rmcp client, and the HTTP server's child.
+pub async fn serve_mcp(
+    db: &WDb,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    principal: &str,
+    http_token: Option<&str>,
+) -> (McpClient, Option<tokio::process::Child>) {
+    use rmcp::ServiceExt;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+    use std::time::{Duration, Instant};
+
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_synapsor-runner"));
+    cmd.arg("--config")
+        .arg(config)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TEST_READ_URL", &db.read_url)
+        .env("SYNAPSOR_TENANT_ID", "acme")
+        .env("SYNAPSOR_PRINCIPAL", principal)
+        .current_dir(dir)
+        .kill_on_drop(true);
+    let Some(token) = http_token else {
+        cmd.args(["mcp", "serve"]);
+        let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+        return (client, None);
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cmd.args(["mcp", "serve-streamable-http", "--port", &port.to_string()])
+        .env("SYNAPSOR_RUNNER_HTTP_TOKEN", token)
+        .stdout(std::process::Stdio::null());
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "the HTTP server did not listen");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let transport = StreamableHttpClientTransportConfig::with_uri(format!("http://127.0.0.1:{port}/mcp"))
+        .auth_header(token.to_owned());
+    let client = ().serve(StreamableHttpClientTransport::from_config(transport)).await.unwrap();
+    (client, Some(child))
+}
