@@ -9,6 +9,9 @@
 #   scripts/k8s.sh env            print the export lines of the running instance
 #   scripts/k8s.sh status         show what runs (exit 0 only if both processes do)
 #   scripts/k8s.sh stop           stop both and delete etcd's data (idempotent)
+#   scripts/k8s.sh restart        stop both (if they run) and start them again on the same ports
+#                                 with the same etcd data: the objects survive, clients keep
+#                                 their kubeconfig (an API server outage, for fault tests)
 #   scripts/k8s.sh helm-path      print the path of a helm binary (downloading it if needed)
 #   scripts/k8s.sh kubectl-path   print the path of a kubectl binary (likewise)
 #
@@ -213,6 +216,47 @@ cmd_stop() {
     k8s_stop
 }
 
+# The ports, certificates and etcd data of the last start, reused.
+cmd_restart() {
+    [ "${SYNAPSOR_K8S_USE_KUBECONFIG:-0}" != 1 ] ||
+        die "restart: SYNAPSOR_K8S_USE_KUBECONFIG=1, and this script restarts only what it started"
+    local t0 etcd_port peer_port api_port data
+    t0=$(now_ms)
+    init_state_dir existing || die "nothing to restart: no state dir; run: $0 start"
+    lock_state_dir
+    etcd_port=$(read_file_or_empty "$STATE_DIR/etcd.port")
+    peer_port=$(read_file_or_empty "$STATE_DIR/etcd-peer.port")
+    api_port=$(read_file_or_empty "$STATE_DIR/kube-apiserver.port")
+    data=$(read_file_or_empty "$STATE_DIR/etcd.data")
+    if [ -z "$etcd_port" ] || [ -z "$peer_port" ] || [ -z "$api_port" ] || [ -z "$data" ] ||
+        [ ! -d "$data" ] || [ ! -f "$STATE_DIR/admin.kubeconfig" ]; then
+        die "nothing to restart in $STATE_DIR (stopped, or never started); run: $0 start"
+    fi
+    find_kubectl
+    find_helm
+    ensure_etcd
+    find_kube_apiserver
+    # Not k8s_stop: that deletes etcd's data.
+    stop_one kube-apiserver || die "could not stop kube-apiserver"
+    stop_one etcd || die "could not stop etcd"
+    log "restarting etcd on 127.0.0.1:$etcd_port (data in $data)"
+    if ! etcd_start "$etcd_port" "$peer_port"; then
+        log_tail "$STATE_DIR/etcd.log"
+        die "etcd did not restart within ${K8S_WAIT_SECS}s (is port $etcd_port taken now?)"
+    fi
+    log "restarting kube-apiserver on https://127.0.0.1:$api_port"
+    apiserver_start "$api_port" "$etcd_port" || {
+        log_tail "$STATE_DIR/kube-apiserver.log"
+        die "could not start $APISERVER_BIN"
+    }
+    if ! apiserver_wait_ready "$api_port"; then
+        log_tail "$STATE_DIR/kube-apiserver.log"
+        die "kube-apiserver on https://127.0.0.1:$api_port was not ready within ${K8S_WAIT_SECS}s"
+    fi
+    (umask 077 && print_env >"$STATE_DIR/env")
+    log "Kubernetes API server ready again on https://127.0.0.1:$api_port after $(elapsed "$t0")"
+}
+
 cmd_status() {
     if ! init_state_dir existing; then
         echo "etcd: stopped"
@@ -228,6 +272,7 @@ rc=0
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop || rc=$? ;;
+restart) cmd_restart ;;
 status) cmd_status || rc=$? ;;
 env) cmd_env ;;
 helm-path)
@@ -239,7 +284,7 @@ kubectl-path)
     echo "$KUBECTL"
     ;;
 *)
-    echo "usage: $0 start|stop|status|env|helm-path|kubectl-path" >&2
+    echo "usage: $0 start|stop|restart|status|env|helm-path|kubectl-path" >&2
     exit 2
     ;;
 esac

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use synapsor_core::capability;
@@ -103,6 +103,12 @@ pub struct RunArgs {
     /// (10 s, 20 s, 40 s, 80 s by default) until the 5th attempt.
     #[arg(long, env = "SYNAPSOR_RETRY_PAUSE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub retry_pause_secs: u64,
+    /// Proposals reconciled (and so applied) at once. Each apply holds a connection of its own
+    /// to the source database: unbounded, a burst of approvals, or the backlog a new leader
+    /// finds, would exhaust the database's connections (the application's too) and turn
+    /// approved proposals into failed attempts that all retry at the same moments.
+    #[arg(long, env = "SYNAPSOR_MAX_CONCURRENT_APPLIES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_concurrent_applies: u16,
     #[command(flatten)]
     pub inject: InjectArgs,
 }
@@ -373,14 +379,19 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         let stop = {
             let shutdown = shutdown.clone();
             let mut rx = lead_rx.clone();
+            let metrics = metrics.clone();
             async move {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
                     _ = rx.wait_for(|leading| !*leading) => {}
                 }
+                // The Lease is lost or given up now, even if a reconcile still running (say, on a
+                // hung API call) keeps the controller below from finishing for a while.
+                metrics.leader.set(0);
             }
         };
         Controller::new(proposals.clone(), watcher::Config::default())
+            .with_config(controller::Config::default().concurrency(args.max_concurrent_applies))
             .graceful_shutdown_on(stop)
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|r| async move {

@@ -115,21 +115,31 @@ pub async fn release(api: &Api<Lease>, s: &LeaseSettings) {
 pub async fn run(api: Api<Lease>, s: LeaseSettings, tx: watch::Sender<bool>, shutdown: CancellationToken) {
     let mut last_renewed: Option<tokio::time::Instant> = None;
     loop {
-        let leading = match try_acquire_or_renew(&api, &s).await {
-            Ok(true) => {
+        // An API server that accepts the connection but never answers (hung, starting up,
+        // behind a partition) would hold a call for minutes, and this replica would go on
+        // leading past its Lease: each attempt gets only the time left to the renew deadline.
+        let bound = last_renewed.map_or(s.renew_deadline, |t| s.renew_deadline.saturating_sub(t.elapsed()));
+        let attempt = tokio::time::timeout(bound, try_acquire_or_renew(&api, &s)).await;
+        let leading = match attempt {
+            Ok(Ok(true)) => {
                 last_renewed = Some(tokio::time::Instant::now());
                 true
             }
-            Ok(false) => {
-                last_renewed = None;
-                false
-            }
-            Err(e) => {
+            Ok(Ok(false)) => false,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, lease = %s.name, "lease renewal failed");
                 // Keep leading only while the last renewal is within the deadline.
                 last_renewed.is_some_and(|t| t.elapsed() < s.renew_deadline)
             }
+            Err(_) => {
+                tracing::warn!(lease = %s.name, waited = ?bound, "lease renewal got no answer in time");
+                last_renewed.is_some_and(|t| t.elapsed() < s.renew_deadline)
+            }
         };
+        if !leading {
+            // Past the deadline this replica campaigns afresh, with a whole deadline per try.
+            last_renewed = None;
+        }
         if *tx.borrow() != leading {
             tracing::info!(identity = %s.identity, lease = %s.name, leading, "leadership changed");
         }

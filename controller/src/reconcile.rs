@@ -287,6 +287,9 @@ impl Reconciler<'_> {
                     return Ok(Action::await_change());
                 };
                 if resume {
+                    if let Err(action) = self.claim_resume().await? {
+                        return Ok(action);
+                    }
                     tracing::info!(proposal = %p.name_any(), "resuming an apply that was interrupted (same idempotency key)");
                 } else {
                     self.mirror_approvals(&quorum).await?;
@@ -420,6 +423,19 @@ impl Reconciler<'_> {
             })
             .await?;
         Ok(Ok(()))
+    }
+
+    /// Before resuming an apply found in `Applying`: a compare-and-set on the resourceVersion
+    /// this reconcile read. The watch cache can lag behind this replica's own status writes, so
+    /// the `Applying` seen may be an apply that has just finished; run again, it would end
+    /// `already_applied` and put that receipt in place of the one of the write. `Err(action)`
+    /// (look again shortly) when the object changed since it was read.
+    async fn claim_resume(&self) -> Result<Result<(), Action>, ReconcileError> {
+        let mut current = self.p.clone();
+        if let Some(st) = current.status.as_mut() {
+            st.message = Some("applying: resuming an interrupted apply (same idempotency key)".into());
+        }
+        Ok(self.replace_status(&current).await?.map(|_| ()))
     }
 
     /// Replaces the status as a compare-and-set on `current`'s resourceVersion. `Err(action)`

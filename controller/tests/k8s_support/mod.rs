@@ -289,6 +289,15 @@ pub async fn install_crd(client: &kube::Client) {
     }
 }
 
+/// A client of the API server in the kubeconfig file at `path` (its current context).
+pub async fn client_for(path: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 fn yaml_obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
@@ -318,6 +327,19 @@ impl Fixture {
         let kubeconfig = kubeconfig()?;
         let db = RUNNER.create(Server::Postgres, PG_SEED, &["invoices"], true).await?;
         let client = kube::Client::try_default().await.unwrap();
+        Some(Self::assemble(required_approvals, kubeconfig, client, db).await)
+    }
+
+    /// [`Fixture::new`] on the API server of `kubeconfig` (one file) instead of `KUBECONFIG`'s,
+    /// e.g. a private one a test may stop. `None` when the database is not available.
+    pub async fn with_kubeconfig(required_approvals: u32, kubeconfig: &Path) -> Option<Fixture> {
+        crypto();
+        let db = RUNNER.create(Server::Postgres, PG_SEED, &["invoices"], true).await?;
+        let client = client_for(kubeconfig).await;
+        Some(Self::assemble(required_approvals, kubeconfig.to_owned(), client, db).await)
+    }
+
+    async fn assemble(required_approvals: u32, kubeconfig: PathBuf, client: kube::Client, db: Db) -> Fixture {
         install_crd(&client).await;
         let ns = unique("synapsor-k").replace('_', "-");
         let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -367,7 +389,7 @@ impl Fixture {
         };
         fx.install_rbac().await;
         fx.install_webhook().await;
-        Some(fx)
+        fx
     }
 
     async fn install_rbac(&self) {
