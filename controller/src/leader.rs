@@ -6,7 +6,7 @@
 //! renew within the lease duration stops leading before anyone else may take over (it steps
 //! down after `renew_deadline`, which is shorter than the lease). Leadership is not the only
 //! guard against a double write: status `Applying` is also a compare-and-set and the source's
-//! receipts table makes a second apply of the same change `already_applied`.
+//! receipts table makes a second apply of the same change write nothing.
 
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 //! `Applying` as compare-and-sets on the `resourceVersion` before anything is written), the
 //! executor (the same as local mode's), the receipt in status, an Event, the metrics and the
 //! ledger. A proposal found in `Applying` (a controller died mid-apply) is applied again with the
-//! same idempotency key: the source's receipts table turns a write that already committed into
-//! `already_applied`, so nothing is written twice.
+//! same idempotency key: the source's receipts table finds a write that already committed, so
+//! nothing is written twice, and the receipt records that write as the proposal's own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -427,8 +427,8 @@ impl Reconciler<'_> {
 
     /// Before resuming an apply found in `Applying`: a compare-and-set on the resourceVersion
     /// this reconcile read. The watch cache can lag behind this replica's own status writes, so
-    /// the `Applying` seen may be an apply that has just finished; run again, it would end
-    /// `already_applied` and put that receipt in place of the one of the write. `Err(action)`
+    /// the `Applying` seen may be an apply that has just finished; run again, it would replace
+    /// the receipt in status and count a second apply. `Err(action)`
     /// (look again shortly) when the object changed since it was read.
     async fn claim_resume(&self) -> Result<Result<(), Action>, ReconcileError> {
         let mut current = self.p.clone();
@@ -455,10 +455,14 @@ impl Reconciler<'_> {
     async fn apply(&self, status: ProposalStatus, plan: ApplyPlan<'_>) -> Result<Action, ReconcileError> {
         let ctx = self.ctx;
         let started = std::time::Instant::now();
+        // A Proposal reaches here without an applied receipt (Applied is final), so a write the
+        // source's receipts table already holds under this proposal's key is its own: an
+        // earlier attempt committed it and died, or lost the answer, before the status said so.
         let receipt = plan
             .executor
             .apply(plan.request(&self.cs, &*ctx.env, self.now(), false))
-            .await;
+            .await
+            .into_recovered_write();
         ctx.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
         ctx.metrics.applies.with_label_values(&[receipt.status.as_str()]).inc();
         let phase = phase_of(&receipt);

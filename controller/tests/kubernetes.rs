@@ -337,7 +337,8 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     assert_eq!(fx.db.source_receipts().await, 1);
 
     // A crash after the commit but before the status write: the write is in the source, the
-    // status still says Applying. The next controller reports already_applied and writes nothing.
+    // status still says Applying. The next controller writes nothing and records the write as
+    // this proposal's (applied, with a `recovered` check).
     let env = propose(&mcp, "INV-1", 3100).await;
     let id2 = env["proposal"]["id"].as_str().unwrap().to_owned();
     let name2 = object_name(&id2);
@@ -372,7 +373,17 @@ async fn a_controller_killed_during_apply_writes_exactly_once_after_restart() {
     assert_eq!(fx.db.writes("INV-1").await, 1);
     fx.start_controller("c3").await;
     let p2 = fx.wait_phase(&name2, Phase::Applied, 60).await;
-    assert_eq!(p2.status.unwrap().receipt.unwrap()["status"], "already_applied");
+    let receipt = p2.status.unwrap().receipt.unwrap();
+    assert_eq!(receipt["status"], "applied", "{receipt}");
+    assert_eq!(receipt["rows_affected"], 1, "{receipt}");
+    assert!(
+        receipt["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "recovered"),
+        "{receipt}"
+    );
     assert_eq!(fx.db.writes("INV-1").await, 1, "not written twice");
     assert_eq!(fx.db.fee("INV-1").await, 3100);
 

@@ -302,8 +302,9 @@ pub async fn apply_proposal(
     }
 
     let mut receipt = plan.executor.apply(plan.request(&cs, env, now, false)).await;
-    if resume && !has_applied_receipt(&store, &id)? {
-        // The dead run committed and never recorded it: the write is this proposal's.
+    if !has_applied_receipt(&store, &id)? {
+        // An earlier run committed and never recorded it (it died, or lost the database's
+        // answer and recorded a failure): the write is this proposal's.
         receipt = receipt.into_recovered_write();
     }
     let state = record(&mut store, &cs, &receipt, actor)?;

@@ -152,6 +152,13 @@ async fn apply(s: &Setup, id: &str, extra: &[&str], env: &[(&str, &str)]) -> (i3
     apply_json(&out)
 }
 
+/// An `applied` receipt for a write an earlier attempt made: its row, and the `recovered` check.
+fn assert_recovered(v: &Value) {
+    assert_eq!(v["receipt"]["rows_affected"], 1, "{v}");
+    let checks = v["receipt"]["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["name"] == "recovered"), "{v}");
+}
+
 fn key(v: &Value) -> String {
     v["receipt"]["idempotency_key"].as_str().unwrap().to_owned()
 }
@@ -476,11 +483,12 @@ async fn http_flow(name: &str, upstream: String) {
     assert_eq!(proxy.hits(&k1).len(), 1, "{name}");
 
     // 3. The handler applies but its answer is lost (502): the retry, with the same key, is
-    //    already_applied at the handler. One write.
+    //    already_applied at the handler, and that write is recorded as the proposal's. One write.
     let p2 = approved(&s, "tkt_acme_302", "high").await;
     proxy.then(&[Mode::LoseAnswer(502)]);
     let (rc, v) = apply(&s, &p2, &[], &ok).await;
-    assert_eq!((rc, status(&v)), (0, "already_applied"), "{name}: {v}");
+    assert_eq!((rc, status(&v)), (0, "applied"), "{name}: {v}");
+    assert_recovered(&v);
     assert_eq!(v["state"], "applied");
     let k2 = key(&v);
     assert_eq!(proxy.hits(&k2).len(), 2, "{name}");
@@ -494,7 +502,8 @@ async fn http_flow(name: &str, upstream: String) {
     // 3b. The handler applies but answers 200 with something that is no receipt: a proxy's
     //     error page, a truncated receipt, a receipt breaking its rules, 2 MB of noise. The
     //     outcome is unknown, so each is HANDLER_RECEIPT_INVALID and stays retryable; the retry
-    //     carries the same key and is already_applied at the handler. One write each.
+    //     carries the same key, is already_applied at the handler, and is recorded as the
+    //     proposal's write. One write each.
     let garbage: Vec<Vec<u8>> = vec![
         b"<html><body>502 Bad Gateway</body></html>".to_vec(),
         br#"{"schema_version":"synapsor.handler-receipt.v1","status":"appl"#.to_vec(),
@@ -514,12 +523,13 @@ async fn http_flow(name: &str, upstream: String) {
         assert_eq!((proxy.hits(&k).len(), proxy.writes(&k)), (1, 1), "{name}: garbage {i}");
         assert_eq!(s.state(&p), "failed");
         let (rc, v) = apply(&s, &p, &[], &ok).await;
-        assert_eq!((rc, status(&v)), (0, "already_applied"), "{name}: garbage {i}: {v}");
+        assert_eq!((rc, status(&v)), (0, "applied"), "{name}: garbage {i}: {v}");
+        assert_recovered(&v);
         assert_eq!(s.state(&p), "applied");
         assert_eq!((proxy.hits(&k).len(), proxy.writes(&k)), (2, 1), "{name}: garbage {i}");
         assert_eq!(
             ledger_receipts(&s, &p),
-            vec!["failed HANDLER_RECEIPT_INVALID", "already_applied "]
+            vec!["failed HANDLER_RECEIPT_INVALID", "applied "]
         );
     }
 

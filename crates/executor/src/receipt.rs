@@ -379,11 +379,13 @@ impl Receipt {
         self.seal()
     }
 
-    /// The receipt of an apply that resumed one which stopped after the source committed and
-    /// before the ledger recorded it (killed, crashed, lost power): the source's receipts table
-    /// says the write is this proposal's, so the receipt says so too (`applied`, with the rows
-    /// that earlier run changed) instead of `already_applied` with none. Nothing was written
-    /// again. Any other receipt is returned unchanged.
+    /// The receipt of an attempt that found this proposal's write already committed by an
+    /// earlier one that never recorded it (killed, crashed, lost power, lost the answer): the
+    /// write under the proposal's idempotency key (the source's receipts table, or the handler's
+    /// own record) is this proposal's, so the receipt says so too (`applied`, with the rows that
+    /// attempt changed) instead of `already_applied` with none. Nothing was written again. For
+    /// callers that hold no `applied` receipt of the proposal. Any other receipt is returned
+    /// unchanged.
     pub fn into_recovered_write(mut self) -> Receipt {
         let Some(rows) = self
             .applied_rows_affected
@@ -394,11 +396,11 @@ impl Receipt {
         self.status = ReceiptStatus::Applied;
         self.rows_affected = rows;
         self.source_database_mutated = true;
-        self.message = "applied by an earlier run of this apply that stopped before recording it; recovered from the source's receipts table (nothing was written again)".into();
+        self.message = "applied by an earlier attempt that stopped before recording it; recovered from the write under this proposal's idempotency key (nothing was written again)".into();
         self.check(
             "recovered",
             true,
-            "the source's receipts table holds this proposal's committed write; the ledger had no receipt for it",
+            "the write under this proposal's idempotency key had committed; no receipt of this proposal recorded it",
         );
         self.seal()
     }

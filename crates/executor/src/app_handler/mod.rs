@@ -503,6 +503,9 @@ fn finish(mut receipt: Receipt, v: Verdict) -> Receipt {
     receipt.safe_error_code = v.code;
     receipt.message = v.message;
     receipt.new_version = v.new_version;
+    // A handler applies one row per idempotency key, so its `already_applied` names that
+    // write: the runner records it as the proposal's when no receipt of its own says so.
+    receipt.applied_rows_affected = (v.status == ReceiptStatus::AlreadyApplied).then_some(1);
     receipt.seal()
 }
 
