@@ -29,6 +29,16 @@ impl Check {
         }
     }
 
+    pub fn at_least(name: &str, value: f64, unit: &'static str, limit: f64) -> Check {
+        Check {
+            name: name.to_owned(),
+            value,
+            unit,
+            target: Some(format!(">= {limit} {unit}")),
+            pass: Some(value >= limit),
+        }
+    }
+
     pub fn info(name: &str, value: f64, unit: &'static str) -> Check {
         Check {
             name: name.to_owned(),
