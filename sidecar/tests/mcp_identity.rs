@@ -385,6 +385,59 @@ async fn one_identity_cannot_take_every_session() {
     assert_eq!(post(port, Some(&b), Some(&sid(&b1)), list).await.status, 200);
 }
 
+/// `--stateless`: no session to bind, so every request runs as its own verified token.
+#[tokio::test]
+async fn stateless_requests_run_as_their_own_token() {
+    let Some(fx) = fixture().await else { return };
+    let jwks = JwksServer::start(&["rsa-a", "ec-a"]).await;
+    fx.write_config(&jwt_config(&jwks.url(), json!({"clock_skew_seconds": 0})));
+    let server = fx.jwt_server(&["--stateless"]).await;
+    let port = server.port;
+    let acme = token("acme", "u-acme");
+    let globex = ec_token("globex", "u-globex");
+    let init = post(port, Some(&acme), None, INIT).await;
+    assert_eq!(init.status, 200, "{init:?}");
+    assert_eq!(init.header("mcp-session-id"), None, "{init:?}");
+    let call_body = |id: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"billing.inspect_invoice","arguments":{{"invoice_id":"{id}"}}}}}}"#
+        )
+    };
+    // Interleaved on one server: each request sees its own tenant's row and not the other's.
+    for (tok, own, other) in [
+        (&acme, "INV-1", "INV-9"),
+        (&globex, "INV-9", "INV-1"),
+        (&acme, "INV-1", "INV-9"),
+    ] {
+        let r = post(port, Some(tok), None, &call_body(own)).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["result"]["structuredContent"]["data"]["id"], own, "{r:?}");
+        let r = post(port, Some(tok), None, &call_body(other)).await;
+        assert_eq!(
+            r.json()["result"]["structuredContent"]["error"]["code"],
+            "NOT_FOUND_IN_TENANT",
+            "{r:?}"
+        );
+        assert!(!r.body.contains("\"acme\"") && !r.body.contains("\"globex\""), "{r:?}");
+    }
+    assert_eq!(
+        count(
+            &fx,
+            "SELECT count(*) FROM evidence_bundles WHERE tenant_id = 'globex' AND principal = 'u-globex'"
+        ),
+        1
+    );
+    // A bad or expired token is refused on any request, with its reason.
+    let r = post(port, Some("not-a-jwt"), None, &call_body("INV-1")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let short = sign(Algorithm::RS256, "rsa-a", &rsa_a(), &claims("acme", "u-1", 1));
+    assert_eq!(post(port, Some(&short), None, &call_body("INV-1")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = post(port, Some(&short), None, &call_body("INV-1")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["code"], "TOKEN_EXPIRED");
+}
+
 #[tokio::test]
 async fn a_session_is_bound_to_its_token_until_it_expires() {
     let Some(fx) = fixture().await else { return };

@@ -237,6 +237,62 @@ async fn streamable_http_contract_against_postgres() {
     client.cancel().await.unwrap();
 }
 
+/// `--stateless`: no sessions, plain JSON answers. rmcp's client runs the whole contract on it
+/// unchanged; raw requests show what differs on the wire.
+#[tokio::test]
+async fn stateless_http_contract_against_postgres() {
+    let Some(fx) = fixture().await else { return };
+    let server = fx.http_server("acme", &["--stateless"]).await;
+    let client = http_client(&server.url(), TOKEN).await.unwrap();
+    contract(&client, &fx, "http stateless").await;
+    client.cancel().await.unwrap();
+
+    let port = server.port;
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    // initialize is answered as JSON, and opens no session.
+    let init = raw_initialize(port, &auth).await;
+    assert_eq!(init.status, 200, "{init:?}");
+    assert_eq!(init.header("content-type"), Some("application/json"), "{init:?}");
+    assert_eq!(init.header("mcp-session-id"), None, "{init:?}");
+    assert_eq!(init.json()["result"]["serverInfo"]["name"], "synapsor-runner");
+    // A tool call needs no session: one POST, one JSON answer.
+    let call_body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"billing.inspect_invoice","arguments":{"invoice_id":"INV-1"}}}"#;
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("Mcp-Protocol-Version", "2025-06-18"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let r = raw_http(port, "POST", "/mcp", &headers, call_body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    let answer = r.json();
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_read(&fx.db, &answer["result"], "raw stateless call").await;
+    // A made-up session id changes nothing: there are no sessions to find or to hijack.
+    let mut with_sid = headers.to_vec();
+    with_sid.push(("Mcp-Session-Id", "made-up-session"));
+    let r = raw_http(port, "POST", "/mcp", &with_sid, call_body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["result"]["structuredContent"]["ok"], true, "{r:?}");
+    // The token is still required on every request, and the other checks stay.
+    let r = raw_http(port, "POST", "/mcp", &headers[..3], call_body).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let mut foreign = headers.to_vec();
+    foreign.push(("Host", "evil.example"));
+    assert_eq!(raw_http(port, "POST", "/mcp", &foreign, call_body).await.status, 403);
+    let r = raw_http(port, "POST", "/mcp", &headers, "{not json").await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], -32700, "{r:?}");
+    // No server-initiated stream and nothing to delete.
+    assert_eq!(raw_http(port, "GET", "/mcp", &auth, "").await.status, 405);
+    assert_eq!(raw_http(port, "DELETE", "/mcp", &auth, "").await.status, 405);
+    let health = raw_http(port, "GET", "/healthz", &[], "").await.json();
+    assert_eq!(health["stateless"], true, "{health}");
+    assert_eq!(health["sessions"], 0, "{health}");
+}
+
 #[tokio::test]
 async fn http_requires_the_token_and_a_local_host_header() {
     let Some(fx) = fixture().await else { return };

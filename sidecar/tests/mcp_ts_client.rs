@@ -215,6 +215,22 @@ async fn ts_sdk_over_streamable_http() {
     check_hidden_from_globex(&fx, &id, "ts http").await;
 }
 
+/// The official SDK's client against `--stateless`: no session id comes back, and the whole
+/// contract works request by request.
+#[tokio::test]
+async fn ts_sdk_over_stateless_http() {
+    if !ts_client_ready() {
+        return;
+    }
+    let Some(fx) = fixture().await else { return };
+    let mut server = fx.http_server("acme", &["--stateless"]).await;
+    let doc = run_ts(&http_plan(&server.url(), Some(TOKEN), contract_calls())).await;
+    let id = check(&fx, &doc, "ts http stateless").await;
+    let (status, _) = server.terminate(Duration::from_secs(5)).await;
+    assert!(status.success(), "{status}");
+    check_hidden_from_globex(&fx, &id, "ts http stateless").await;
+}
+
 /// The SDK client passing a per-user JWT: one server, two tenants, each session sees only its own
 /// tenant's rows; an expired token and another issuer's token fail initialize with 401.
 #[tokio::test]

@@ -126,6 +126,14 @@ pub struct HttpArgs {
     /// Close a session after this many idle seconds.
     #[arg(long, default_value_t = 300)]
     pub session_idle_secs: u64,
+    /// Serve without MCP sessions: every POST is answered on its own, with plain
+    /// `application/json`, and `initialize` returns no `Mcp-Session-Id`. For clients that need no
+    /// server-initiated messages (the runner sends none) and call tools request by request, such
+    /// as an agent beside its sidecar. Cheaper per call; the session options above do not apply,
+    /// and `GET`/`DELETE /mcp` answer 405. With `jwt` contexts every request runs as its own
+    /// verified token.
+    #[arg(long)]
+    pub stateless: bool,
 }
 
 /// `--host`: an IP address, or `localhost`. Other names are refused rather than resolved: what a
@@ -442,6 +450,7 @@ pub fn http_options(http: &HttpArgs, cfg: &RunnerConfig, config_path: &Path) -> 
             max_sessions: http.max_sessions.max(1),
             max_sessions_per_client: http.max_sessions_per_client.max(1),
             session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
+            stateless: http.stateless,
         });
     }
     let auth = match token {
@@ -480,6 +489,7 @@ pub fn http_options(http: &HttpArgs, cfg: &RunnerConfig, config_path: &Path) -> 
         max_sessions: http.max_sessions.max(1),
         max_sessions_per_client: http.max_sessions_per_client.max(1),
         session_idle: Duration::from_secs(http.session_idle_secs.max(1)),
+        stateless: http.stateless,
     })
 }
 

@@ -10,6 +10,11 @@
 //! place of the least recently used idle one (of the client holding the most) instead of being
 //! refused, so one client cannot lock the others out. Idle sessions also expire.
 //!
+//! With `--stateless` ([`HttpOptions::stateless`]) there are no sessions: rmcp serves each POST
+//! on its own and answers plain `application/json` instead of an SSE stream, which saves the
+//! session worker's hop and the SSE framing on every call. The session checks then have nothing
+//! to hold; the token, `Host`, `Origin` and body checks stay.
+//!
 //! The token is either one static shared secret (compared in constant time; the runner's
 //! process context serves every call) or, for `jwt` contexts, a JWT verified on every request
 //! ([`HttpAuth::Verified`]). A verified session is bound to the token that opened it: a request
@@ -68,6 +73,8 @@ pub struct HttpOptions {
     /// static token is one client: only `max_sessions` bounds it.
     pub max_sessions_per_client: usize,
     pub session_idle: Duration,
+    /// No sessions: each POST is served on its own and answered with plain JSON.
+    pub stateless: bool,
 }
 
 /// The largest request body read (the same bound rmcp applies).
@@ -88,6 +95,8 @@ struct Guard {
     resource: Option<String>,
     /// JSON-RPC ids of requests in flight, per session.
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// No sessions: every request stands alone (no admission, no binding, no id tracking).
+    stateless: bool,
 }
 
 /// Who may open a session, and whose idle session gives way when the caps are reached.
@@ -382,12 +391,14 @@ fn unauthorized(resource: &str, err: &AuthError) -> Response {
 
 async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) -> Response {
     let mut client: Option<String> = None;
+    // Stateless, a session id means nothing (rmcp ignores it too): every request stands alone.
     let session_id = req
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !g.stateless)
         .map(str::to_owned);
-    let opening = session_id.is_none() && req.method() == axum::http::Method::POST;
+    let opening = !g.stateless && session_id.is_none() && req.method() == axum::http::Method::POST;
     let mut opened_by: Option<Binding> = None;
     match &g.auth {
         HttpAuth::None => {}
@@ -445,7 +456,9 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) 
                         token_digest,
                         caller: Arc::new(caller),
                     };
-                    opened_by = Some(b.clone());
+                    if opening {
+                        opened_by = Some(b.clone());
+                    }
                     Some(b)
                 }
             };
@@ -586,6 +599,8 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     sessions.session_config = session_config;
     let sessions = Arc::new(sessions);
     let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!opts.stateless)
+        .with_json_response(opts.stateless)
         .with_allowed_hosts(hosts)
         .with_cancellation_token(shutdown.child_token())
         .with_max_request_body_bytes(MAX_BODY);
@@ -614,10 +629,12 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
         bindings: Mutex::new(HashMap::new()),
         resource,
         in_flight: Mutex::new(HashSet::new()),
+        stateless: opts.stateless,
     });
     let tools = server.tools().len();
     let mode = server.runtime().config().mode.as_str();
     let health_sessions = sessions.clone();
+    let stateless = opts.stateless;
     let app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard_state, guard))
@@ -630,7 +647,7 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
                         return axum::Json(json!({"ok": true}));
                     }
                     let open = sessions.sessions.read().await.len();
-                    axum::Json(json!({"ok": true, "transport": "streamable-http", "sessions": open, "tools": tools, "mode": mode}))
+                    axum::Json(json!({"ok": true, "transport": "streamable-http", "stateless": stateless, "sessions": open, "tools": tools, "mode": mode}))
                 }
             }),
         )
@@ -650,7 +667,12 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
     let listener = tokio::net::TcpListener::bind(opts.bind).await?;
     // The bound address (useful with --port 0) on stderr; stdout stays clean.
     eprintln!(
-        "synapsor-runner: serving {tools} tool(s) over Streamable HTTP at http://{}/mcp{} (health: /healthz)",
+        "synapsor-runner: serving {tools} tool(s) over Streamable HTTP{} at http://{}/mcp{} (health: /healthz)",
+        if opts.stateless {
+            " (stateless, JSON responses)"
+        } else {
+            ""
+        },
         listener.local_addr()?,
         match &opts.auth {
             HttpAuth::None => " WITHOUT AUTH (--dev-no-auth)",
