@@ -12,8 +12,9 @@
 //! Not for one-shot CLI connections ([`crate::LedgerStore`] alone keeps SQLite's default).
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -24,10 +25,12 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// (pages of 4 KiB: 40 MiB).
 pub const AUTOCHECKPOINT_BACKSTOP: u32 = 10_000;
 
-/// Wakes the checkpoint thread. The thread ends when this is dropped.
+/// Wakes the checkpoint thread. Dropping it stops the thread and waits for it, so that its
+/// connection is closed when the ledger handle that owned it is gone.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
-    wake: SyncSender<()>,
+    wake: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
@@ -47,28 +50,75 @@ impl Checkpointer {
             }
         };
         let (wake, woken) = sync_channel(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || run(&conn, &woken))
             .map_err(|e| tracing::warn!(error = %e, "ledger: no background checkpoints, the writer checkpoints itself"))
             .ok()?;
-        Some(Checkpointer { wake })
+        Some(Checkpointer {
+            wake: Some(wake),
+            thread: Some(thread),
+        })
     }
 
-    /// Called after each ledger call: asks for a checkpoint soon. Never blocks.
+    /// Called after ledger work: asks for a checkpoint soon. Never blocks.
     pub fn poke(&self) {
         // Full: a checkpoint is already due. Disconnected: the thread is gone, and the writer's
         // backstop threshold keeps the WAL bounded.
-        let _ = self.wake.try_send(());
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread at once, even in its pause between checkpoints.
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("ledger: the checkpoint thread panicked");
+        }
     }
 }
 
 fn run(conn: &Connection, woken: &Receiver<()>) {
-    while woken.recv().is_ok() {
+    let mut due = woken.recv().is_ok();
+    while due {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "ledger: background checkpoint failed; the next one retries");
         }
-        // Pokes that arrive meanwhile collapse into the one slot of the channel.
-        std::thread::sleep(CHECKPOINT_EVERY);
+        due = match pause(woken) {
+            Pause::Poked => true,
+            Pause::Quiet => woken.recv().is_ok(),
+            Pause::Closed => false,
+        };
     }
+}
+
+enum Pause {
+    /// Pokes came during the pause: one checkpoint is due now.
+    Poked,
+    Quiet,
+    /// The handle was dropped.
+    Closed,
+}
+
+/// Waits [`CHECKPOINT_EVERY`], collapsing the pokes that arrive meanwhile into one.
+fn pause(woken: &Receiver<()>) -> Pause {
+    let until = Instant::now() + CHECKPOINT_EVERY;
+    let mut poked = false;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match woken.recv_timeout(left) {
+            Ok(()) => poked = true,
+            Err(RecvTimeoutError::Timeout) => break,
+            Err(RecvTimeoutError::Disconnected) => return Pause::Closed,
+        }
+    }
+    if poked { Pause::Poked } else { Pause::Quiet }
 }

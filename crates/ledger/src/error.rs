@@ -10,7 +10,7 @@ use crate::lease::LeaseInfo;
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
     #[error("the ledger store {} does not exist", path.display())]

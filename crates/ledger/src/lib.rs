@@ -18,9 +18,13 @@
 //! compares as strings. That is correct because only the fixed-width UTC form
 //! `YYYY-MM-DDTHH:MM:SS.mmmZ` is accepted (`INVALID_INPUT` otherwise).
 //!
-//! [`LedgerStore`] is synchronous and owns one connection; [`Ledger`] is the cloneable async
-//! handle that runs calls on tokio's blocking pool, with WAL checkpoints on a thread of their own. See `docs/ledger.md` for tables, states,
-//! events, retention, the lease and durability.
+//! [`LedgerStore`] is synchronous and owns one connection. [`Ledger`] is the cloneable async
+//! handle: a dedicated thread owns the store and runs the calls sent to it, so that SQLite never
+//! blocks a tokio worker, and commits concurrent record writes (reads, query audits, proposals)
+//! together, one transaction and one savepoint per write (group commit). A caller is answered
+//! only after the transaction holding its rows committed. WAL checkpoints run on a thread of
+//! their own. See `docs/ledger.md` for tables, states, events, retention, the lease and
+//! durability.
 
 mod async_ledger;
 mod checkpoint;
@@ -30,7 +34,7 @@ pub mod records;
 pub mod schema;
 mod store;
 
-pub use async_ledger::Ledger;
+pub use async_ledger::{Ledger, MAX_BATCH, RecordStats};
 pub use checkpoint::{AUTOCHECKPOINT_BACKSTOP, CHECKPOINT_EVERY};
 pub use error::{LedgerError, Result};
 pub use lease::{LeaseInfo, StoreLease, lease_path, reset};

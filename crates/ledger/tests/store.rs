@@ -1008,7 +1008,7 @@ fn stats_reports_counts_and_size() {
 // ------------------------------------------------------------------ async handle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_handle_runs_on_the_blocking_pool() {
+async fn async_handle_records_reads_and_dedupes_proposals() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path().join("local.db")).unwrap();
     ledger

@@ -200,7 +200,7 @@ pub enum McpCommand {
 /// How the runtime's ledger handle runs store calls ([`Ledger::new_inline`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerCalls {
-    /// On the blocking pool: servers with several sessions, the CLI.
+    /// On the ledger's own thread, with group commit: servers with several sessions, the CLI.
     Pooled,
     /// On the calling thread: the single-client stdio server on its single-threaded runtime.
     Inline,

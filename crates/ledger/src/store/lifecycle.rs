@@ -19,17 +19,9 @@ impl LedgerStore {
     /// Records the evidence and query audit of one read, in one transaction. The audit row is
     /// linked to the evidence bundle; when the evidence names a proposal it must exist.
     pub fn record_read(&mut self, evidence: &EvidenceRecord, audit: &QueryAuditRecord) -> Result<()> {
-        validate_evidence(evidence)?;
-        validate_audit(audit)?;
-        let audit = link_audit(audit, evidence, evidence.proposal_id.as_deref())?;
-        reject_secrets("evidence", &to_json(evidence)?)?;
-        reject_secrets("query audit", &to_json(&audit)?)?;
+        let read = ReadRecord::prepare(evidence.clone(), audit)?;
         let tx = self.immediate()?;
-        if let Some(pid) = &evidence.proposal_id {
-            require_proposal(&tx, pid)?;
-        }
-        insert_evidence(&tx, evidence)?;
-        insert_audit(&tx, &audit)?;
+        write_read(&tx, read)?;
         tx.commit()?;
         Ok(())
     }
@@ -37,25 +29,9 @@ impl LedgerStore {
     /// Records a query audit row on its own, for queries that found no row or failed. A named
     /// evidence bundle or proposal must exist.
     pub fn record_query_audit(&mut self, audit: &QueryAuditRecord) -> Result<()> {
-        validate_audit(audit)?;
-        reject_secrets("query audit", &to_json(audit)?)?;
+        let audit = AuditRecord::prepare(audit.clone())?;
         let tx = self.immediate()?;
-        if let Some(eid) = &audit.evidence_bundle_id {
-            let found: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1",
-                    [eid],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if found.is_none() {
-                return Err(LedgerError::EvidenceNotFound { id: eid.clone() });
-            }
-        }
-        if let Some(pid) = &audit.proposal_id {
-            require_proposal(&tx, pid)?;
-        }
-        insert_audit(&tx, audit)?;
+        write_query_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -80,90 +56,13 @@ impl LedgerStore {
         audit: &QueryAuditRecord,
         cs: &ChangeSet,
     ) -> Result<ProposalInsert> {
-        validate_change_set(cs)?;
-        validate_evidence(evidence)?;
-        validate_audit(audit)?;
-        if evidence.tenant_id != cs.scope.tenant_id || audit.tenant_id != cs.scope.tenant_id {
-            return Err(LedgerError::InvalidInput(
-                "the evidence and query audit must belong to the proposal's tenant".into(),
-            ));
-        }
-        // Link to the base id for the secret scan; the final id is set below.
-        let audit = link_audit(audit, evidence, None)?;
-        reject_secrets("change set", &to_json(cs)?)?;
-        reject_secrets("evidence", &to_json(evidence)?)?;
-        reject_secrets("query audit", &to_json(&audit)?)?;
-
+        let proposal = ProposalJob::prepare(evidence.clone(), audit, cs.clone())?;
         let tx = self.immediate()?;
-        let open: Option<String> = tx
-            .query_row(
-                "SELECT proposal_id FROM proposals
-                 WHERE digest = ?1 AND state IN ('pending_review', 'shadow')
-                 ORDER BY created_at, rowid LIMIT 1",
-                [&cs.digest],
-                |r| r.get(0),
-            )
-            .optional()?;
-
-        if let Some(existing_id) = open {
-            let record = load_verified(&tx, &existing_id)?;
-            insert_read_for(&tx, &existing_id, evidence, &audit)?;
-            insert_event(
-                &tx,
-                &existing_id,
-                "proposal_requested_again",
-                &cs.principal.id,
-                &json!({
-                    "digest": cs.digest,
-                    "evidence_bundle_id": evidence.evidence_bundle_id,
-                    "item_count": evidence.items.len(),
-                }),
-                &evidence.created_at,
-            )?;
-            tx.commit()?;
-            return Ok(ProposalInsert::Existing(Box::new(record)));
-        }
-
-        let final_id = free_proposal_id(&tx, &cs.proposal_id)?;
-        let mut cs = cs.clone();
-        cs.proposal_id = final_id.clone();
-        let state = if cs.mode == "shadow" {
-            ProposalState::Shadow
-        } else {
-            ProposalState::PendingReview
-        };
-        insert_proposal_row(&tx, &cs, state, &cs.created_at, None)?;
-        insert_event(
-            &tx,
-            &final_id,
-            "proposal_created",
-            &cs.principal.id,
-            &json!({"digest": cs.digest, "mode": cs.mode}),
-            &cs.created_at,
-        )?;
-        insert_read_for(&tx, &final_id, evidence, &audit)?;
-        insert_event(
-            &tx,
-            &final_id,
-            "evidence_recorded",
-            "runner",
-            &json!({
-                "evidence_bundle_id": evidence.evidence_bundle_id,
-                "item_count": evidence.items.len(),
-            }),
-            &evidence.created_at,
-        )?;
+        let out = write_proposal(&tx, proposal)?;
         tx.commit()?;
-        let created_at = cs.created_at.clone();
-        Ok(ProposalInsert::Created(Box::new(ProposalRecord {
-            change_set: cs,
-            state,
-            updated_at: created_at.clone(),
-            created_at,
-            approvals: Vec::new(),
-            managed_by: None,
-        })))
+        Ok(out)
     }
+
     // ---------------------------------------------------------------- decisions and state
 
     /// Approves a pending proposal, bound to the digest the approver reviewed.
@@ -394,6 +293,276 @@ impl LedgerStore {
     }
 }
 
+// -------------------------------------------------------------------- records, prepared
+
+/// One write of `record_read`, `record_query_audit` or `record_proposal`, validated, scanned for
+/// secrets and encoded before any transaction: [`LedgerStore::record_batch`] runs several in one
+/// transaction, and the async handle prepares them on the caller's task, so that the one writer
+/// thread spends its time in SQLite.
+// Reads, the common job, stay unboxed: an allocation per tool call to save a few hundred bytes
+// of a queue slot is a poor trade.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum RecordJob {
+    Read(ReadRecord),
+    QueryAudit(AuditRecord),
+    /// Boxed: a change set is several times the size of a read.
+    Proposal(Box<ProposalJob>),
+}
+
+/// What a [`RecordJob`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Recorded {
+    Read,
+    QueryAudit,
+    Proposal(ProposalInsert),
+}
+
+impl RecordJob {
+    pub(crate) fn read(evidence: EvidenceRecord, audit: &QueryAuditRecord) -> Result<Self> {
+        ReadRecord::prepare(evidence, audit).map(RecordJob::Read)
+    }
+
+    pub(crate) fn query_audit(audit: QueryAuditRecord) -> Result<Self> {
+        AuditRecord::prepare(audit).map(RecordJob::QueryAudit)
+    }
+
+    pub(crate) fn proposal(evidence: EvidenceRecord, audit: &QueryAuditRecord, cs: ChangeSet) -> Result<Self> {
+        ProposalJob::prepare(evidence, audit, cs).map(|p| RecordJob::Proposal(Box::new(p)))
+    }
+
+    /// The job's rows, on `conn`: a transaction, or a savepoint inside one.
+    pub(super) fn write(self, conn: &Connection) -> Result<Recorded> {
+        match self {
+            RecordJob::Read(r) => write_read(conn, r).map(|()| Recorded::Read),
+            RecordJob::QueryAudit(a) => write_query_audit(conn, a).map(|()| Recorded::QueryAudit),
+            RecordJob::Proposal(p) => write_proposal(conn, *p).map(Recorded::Proposal),
+        }
+    }
+}
+
+/// The evidence and query audit of one read, ready to insert.
+#[derive(Debug)]
+pub(crate) struct ReadRecord {
+    /// Without its items: they were moved into `items_json`.
+    evidence: EvidenceRecord,
+    items_json: String,
+    item_count: usize,
+    /// Linked to the evidence bundle (and to the evidence's proposal, for a plain read).
+    audit: QueryAuditRecord,
+}
+
+impl ReadRecord {
+    /// The checks `record_read` makes before its transaction, in the order it always made them.
+    fn prepare(evidence: EvidenceRecord, audit: &QueryAuditRecord) -> Result<Self> {
+        validate_evidence(&evidence)?;
+        validate_audit(audit)?;
+        let audit = link_audit(audit, &evidence, evidence.proposal_id.as_deref())?;
+        let (evidence, items_json, item_count) = encode_evidence(evidence)?;
+        reject_secrets("query audit", &to_json(&audit)?)?;
+        Ok(ReadRecord {
+            evidence,
+            items_json,
+            item_count,
+            audit,
+        })
+    }
+
+    /// Links both rows to proposal `id`, whatever proposal they named.
+    fn link_to(&mut self, id: &str) {
+        self.evidence.proposal_id = Some(id.to_owned());
+        self.audit.proposal_id = Some(id.to_owned());
+    }
+}
+
+/// A query audit row on its own, ready to insert.
+#[derive(Debug)]
+pub(crate) struct AuditRecord(QueryAuditRecord);
+
+impl AuditRecord {
+    fn prepare(audit: QueryAuditRecord) -> Result<Self> {
+        validate_audit(&audit)?;
+        reject_secrets("query audit", &to_json(&audit)?)?;
+        Ok(AuditRecord(audit))
+    }
+}
+
+/// A proposal with the read behind it, ready to insert.
+#[derive(Debug)]
+pub(crate) struct ProposalJob {
+    read: ReadRecord,
+    cs: ChangeSet,
+    /// `change_set_json` for the change set's own id, encoded from the tree the secret scan
+    /// walked.
+    cs_json: String,
+}
+
+impl ProposalJob {
+    /// The checks `record_proposal` makes before its transaction, in the order it always made
+    /// them.
+    fn prepare(evidence: EvidenceRecord, audit: &QueryAuditRecord, cs: ChangeSet) -> Result<Self> {
+        validate_change_set(&cs)?;
+        validate_evidence(&evidence)?;
+        validate_audit(audit)?;
+        if evidence.tenant_id != cs.scope.tenant_id || audit.tenant_id != cs.scope.tenant_id {
+            return Err(LedgerError::InvalidInput(
+                "the evidence and query audit must belong to the proposal's tenant".into(),
+            ));
+        }
+        // Link to the base id for the secret scan; the final id is set in the transaction.
+        let audit = link_audit(audit, &evidence, None)?;
+        let tree = to_json(&cs)?;
+        reject_secrets("change set", &tree)?;
+        let cs_json = encode_change_set(&tree)?;
+        let (evidence, items_json, item_count) = encode_evidence(evidence)?;
+        reject_secrets("query audit", &to_json(&audit)?)?;
+        Ok(ProposalJob {
+            read: ReadRecord {
+                evidence,
+                items_json,
+                item_count,
+                audit,
+            },
+            cs,
+            cs_json,
+        })
+    }
+}
+
+/// Scans an evidence record for secrets and encodes its `items_json` column from one JSON tree:
+/// the items (JSON values already) are moved into the tree the scan needs instead of being
+/// deep-copied into it, as `to_json(&record)` did, and the column is encoded from that same
+/// tree. With serde_json's `preserve_order` (a workspace feature) the tree keeps the record's
+/// field order, so the scan reports the same path and the column holds the same bytes as
+/// encoding `items` directly.
+fn encode_evidence(mut e: EvidenceRecord) -> Result<(EvidenceRecord, String, usize)> {
+    let items = std::mem::take(&mut e.items);
+    let item_count = items.len();
+    let mut tree = to_json(&e)?;
+    let Some(slot) = tree.get_mut("items") else {
+        return Err(LedgerError::InvalidInput("evidence items could not be encoded".into()));
+    };
+    *slot = Value::Array(items);
+    reject_secrets("evidence", &tree)?;
+    let items_json = serde_json::to_string(&tree["items"])
+        .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
+    Ok((e, items_json, item_count))
+}
+
+fn encode_change_set(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))
+}
+
+// -------------------------------------------------------------------- write bodies
+//
+// Each takes a `&Connection` that is inside a transaction (rusqlite's `Transaction` and
+// `Savepoint` deref to one) and leaves committing to its caller.
+
+fn write_read(conn: &Connection, r: ReadRecord) -> Result<()> {
+    if let Some(pid) = &r.evidence.proposal_id {
+        require_proposal(conn, pid)?;
+    }
+    insert_evidence_row(conn, &r.evidence, &r.items_json)?;
+    insert_audit(conn, &r.audit)
+}
+
+fn write_query_audit(conn: &Connection, AuditRecord(audit): AuditRecord) -> Result<()> {
+    if let Some(eid) = &audit.evidence_bundle_id {
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1")?
+            .query_row([eid], |r| r.get(0))
+            .optional()?;
+        if found.is_none() {
+            return Err(LedgerError::EvidenceNotFound { id: eid.clone() });
+        }
+    }
+    if let Some(pid) = &audit.proposal_id {
+        require_proposal(conn, pid)?;
+    }
+    insert_audit(conn, &audit)
+}
+
+fn write_proposal(conn: &Connection, p: ProposalJob) -> Result<ProposalInsert> {
+    let ProposalJob {
+        mut read,
+        mut cs,
+        mut cs_json,
+    } = p;
+    let open: Option<String> = conn
+        .query_row(
+            "SELECT proposal_id FROM proposals
+             WHERE digest = ?1 AND state IN ('pending_review', 'shadow')
+             ORDER BY created_at, rowid LIMIT 1",
+            [&cs.digest],
+            |r| r.get(0),
+        )
+        .optional()?;
+
+    if let Some(existing_id) = open {
+        let record = load_verified(conn, &existing_id)?;
+        read.link_to(&existing_id);
+        insert_evidence_row(conn, &read.evidence, &read.items_json)?;
+        insert_audit(conn, &read.audit)?;
+        insert_event(
+            conn,
+            &existing_id,
+            "proposal_requested_again",
+            &cs.principal.id,
+            &json!({
+                "digest": cs.digest,
+                "evidence_bundle_id": read.evidence.evidence_bundle_id,
+                "item_count": read.item_count,
+            }),
+            &read.evidence.created_at,
+        )?;
+        return Ok(ProposalInsert::Existing(Box::new(record)));
+    }
+
+    let final_id = free_proposal_id(conn, &cs.proposal_id)?;
+    if final_id != cs.proposal_id {
+        // Rare (the id of a closed proposal repeats): encode again with the final id.
+        cs.proposal_id = final_id.clone();
+        cs_json = encode_change_set(&cs)?;
+    }
+    let state = if cs.mode == "shadow" {
+        ProposalState::Shadow
+    } else {
+        ProposalState::PendingReview
+    };
+    insert_proposal_row(conn, &cs, &cs_json, state, &cs.created_at, None)?;
+    insert_event(
+        conn,
+        &final_id,
+        "proposal_created",
+        &cs.principal.id,
+        &json!({"digest": cs.digest, "mode": cs.mode}),
+        &cs.created_at,
+    )?;
+    read.link_to(&final_id);
+    insert_evidence_row(conn, &read.evidence, &read.items_json)?;
+    insert_audit(conn, &read.audit)?;
+    insert_event(
+        conn,
+        &final_id,
+        "evidence_recorded",
+        "runner",
+        &json!({
+            "evidence_bundle_id": read.evidence.evidence_bundle_id,
+            "item_count": read.item_count,
+        }),
+        &read.evidence.created_at,
+    )?;
+    let created_at = cs.created_at.clone();
+    Ok(ProposalInsert::Created(Box::new(ProposalRecord {
+        change_set: cs,
+        state,
+        updated_at: created_at.clone(),
+        created_at,
+        approvals: Vec::new(),
+        managed_by: None,
+    })))
+}
+
 // -------------------------------------------------------------------- validation
 
 fn validate_evidence(e: &EvidenceRecord) -> Result<()> {
@@ -461,22 +630,15 @@ fn refuse_managed(rec: &ProposalRecord) -> Result<()> {
     }
 }
 
-/// Stores the evidence and audit of a read, both linked to proposal `id` whatever proposal they
-/// named.
-fn insert_read_for(conn: &Connection, id: &str, evidence: &EvidenceRecord, audit: &QueryAuditRecord) -> Result<()> {
-    let evidence = EvidenceRecord {
-        proposal_id: Some(id.to_owned()),
-        ..evidence.clone()
-    };
-    let audit = QueryAuditRecord {
-        proposal_id: Some(id.to_owned()),
-        ..audit.clone()
-    };
-    insert_evidence(conn, &evidence)?;
-    insert_audit(conn, &audit)
+/// Inserts an evidence bundle whose items are not yet encoded (mirrors, off the hot path).
+pub(super) fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
+    let items = serde_json::to_string(&e.items)
+        .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
+    insert_evidence_row(conn, e, &items)
 }
 
-pub(super) fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<()> {
+/// Inserts an evidence bundle with its `items_json` already encoded (`e.items` is not read).
+fn insert_evidence_row(conn: &Connection, e: &EvidenceRecord, items_json: &str) -> Result<()> {
     let exists: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM evidence_bundles WHERE evidence_bundle_id = ?1")?
         .query_row([&e.evidence_bundle_id], |r| r.get(0))
@@ -487,8 +649,6 @@ pub(super) fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<(
             e.evidence_bundle_id
         )));
     }
-    let items = serde_json::to_string(&e.items)
-        .map_err(|_| LedgerError::InvalidInput("evidence items could not be encoded".into()))?;
     conn.prepare_cached(
         "INSERT INTO evidence_bundles (evidence_bundle_id, proposal_id, capability, tenant_id, principal,
              source_id, target, object_id, query_fingerprint, items_json, created_at)
@@ -504,7 +664,7 @@ pub(super) fn insert_evidence(conn: &Connection, e: &EvidenceRecord) -> Result<(
         e.target,
         e.object_id,
         e.query_fingerprint,
-        items,
+        items_json,
         e.created_at,
     ])?;
     Ok(())

@@ -99,7 +99,9 @@ impl LedgerStore {
             }
             return Ok(false);
         }
-        insert_proposal_row(&tx, cs, ProposalState::PendingReview, now, Some(by))?;
+        let cs_json = serde_json::to_string(cs)
+            .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
+        insert_proposal_row(&tx, cs, &cs_json, ProposalState::PendingReview, now, Some(by))?;
         if let Some(e) = &evidence {
             let known: Option<i64> = tx
                 .query_row(

@@ -3,10 +3,12 @@
 //! Every write is one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so checks
 //! made inside the transaction (is it still pending? is this digest already open?) cannot be
 //! invalidated by another writer before the transaction commits, and a busy store waits
-//! `busy_timeout` instead of failing half-way.
+//! `busy_timeout` instead of failing half-way. The one exception is group commit (`batch`):
+//! several record writes share one such transaction, each in a savepoint of its own.
 //!
 //! The methods are spread over submodules, one `impl LedgerStore` block each:
 //! - `lifecycle`: recording reads and proposals, approve, reject and state transitions;
+//! - `batch`: group commit of record writes, for [`crate::Ledger`]'s thread;
 //! - `mirror`: mirrors of proposals managed elsewhere (a Kubernetes `Proposal`);
 //! - `receipts`: writeback receipts;
 //! - `queries`: the read side: proposals, evidence bundles, replay and events;
@@ -28,11 +30,14 @@ use crate::error::{LedgerError, Result};
 use crate::records::{ApprovalRecord, Decider, ProposalRecord, ReceiptRecord};
 use crate::schema;
 
+mod batch;
 mod lifecycle;
 mod maintenance;
 mod mirror;
 mod queries;
 mod receipts;
+
+pub(crate) use lifecycle::{RecordJob, Recorded};
 
 /// How long a statement waits for another connection's write lock before `STORE_UNAVAILABLE`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -309,16 +314,16 @@ fn payload_object(payload: Value) -> Result<Map<String, Value>> {
     }
 }
 
-/// Inserts a proposal row in `state` (its change set already validated and with its final id).
+/// Inserts a proposal row in `state` (its change set already validated and with its final id;
+/// `cs_json` is its encoding, made by the caller, which usually had it already).
 fn insert_proposal_row(
     conn: &Connection,
     cs: &ChangeSet,
+    cs_json: &str,
     state: ProposalState,
     updated_at: &str,
     managed_by: Option<&str>,
 ) -> Result<()> {
-    let cs_json = serde_json::to_string(cs)
-        .map_err(|_| LedgerError::InvalidInput("the change set could not be encoded".into()))?;
     conn.execute(
         "INSERT INTO proposals (proposal_id, digest, state, capability, tenant_id, principal,
              object_id, business_object, mode, change_set_json, created_at, updated_at, managed_by)
