@@ -26,6 +26,22 @@ pub struct Args {
     /// Concurrent clients (sessions) in the concurrent phases.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Clients of the second, heavier concurrent HTTP phase ("no collapse under load"); not run
+    /// when it is not above --concurrency.
+    #[arg(long, default_value_t = 32)]
+    pub high_concurrency: usize,
+    /// Another MCP server to measure side by side, as a shell command that serves MCP over
+    /// stdio with the same two tools (`billing.inspect_invoice`, `billing.propose_late_fee_waiver`)
+    /// on the benchmark's config. `{config}` and `{store}` are replaced by the config file and a
+    /// fresh store path (also in SYNAPSOR_BENCH_CONFIG and SYNAPSOR_BENCH_STORE); the server gets
+    /// the runner's environment (BENCH_READ_URL, SYNAPSOR_TENANT_ID, SYNAPSOR_PRINCIPAL) plus
+    /// PATH and HOME. Example: --compare 'npx synapsor-runner --config {config} mcp serve'.
+    #[arg(long, value_name = "CMD")]
+    pub compare: Option<String>,
+    /// The controller's figures (JSON written by synapsor-controller's `throughput` test through
+    /// SYNAPSOR_BENCH_CONTROLLER_OUT), added to the targets. scripts/bench.sh passes it.
+    #[arg(long, value_name = "FILE")]
+    pub controller_report: Option<PathBuf>,
     /// Small numbers for a smoke run (200 iterations, 10k ledger rows, 5 cold starts).
     #[arg(long)]
     pub quick: bool,
@@ -56,6 +72,9 @@ pub struct Settings {
     pub iterations: usize,
     pub warmup: usize,
     pub concurrency: usize,
+    pub high_concurrency: usize,
+    pub compare: Option<String>,
+    pub controller_report: Option<PathBuf>,
     pub quick: bool,
     pub rows: usize,
     pub ledger_rows: usize,
@@ -85,6 +104,9 @@ impl Settings {
         if args.concurrency == 0 {
             bail!("--concurrency must be at least 1");
         }
+        if args.compare.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            bail!("--compare needs the command that starts the other MCP server");
+        }
         if args.rows < 400 {
             bail!("--rows must be at least 400");
         }
@@ -95,6 +117,9 @@ impl Settings {
             iterations,
             warmup: (iterations / 10).clamp(20, 200),
             concurrency: args.concurrency,
+            high_concurrency: args.high_concurrency,
+            compare: args.compare,
+            controller_report: args.controller_report,
             quick: args.quick,
             rows: args.rows,
             ledger_rows: args.ledger_rows.unwrap_or(if args.quick { 10_000 } else { 100_000 }),

@@ -121,7 +121,7 @@ pub fn audited_sql_ms(store: &Path, capability: &str) -> anyhow::Result<(f64, f6
 /// query-audit row with the values of the runner's own first read, bound as parameters), with
 /// the runner's pragmas (WAL, `synchronous = NORMAL`, foreign keys on). An estimate of the
 /// ledger's share of a read: the runner also serializes the rows and checks them for secrets,
-/// and hops to tokio's blocking pool, which this leaves out.
+/// and (over HTTP) hands the write to the ledger's thread, which this leaves out.
 pub fn time_read_writes(store: &Path, n: usize) -> anyhow::Result<Vec<std::time::Duration>> {
     use rusqlite::types::Value as Sql;
     let mut conn = Connection::open(store)?;

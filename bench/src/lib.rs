@@ -8,13 +8,18 @@
 //! 2. the read tool over stdio (an rmcp client spawning the release binary; the concurrent phase
 //!    spawns one server per client, as stdio clients do, each with its own ledger because a
 //!    ledger is leased to one server);
-//! 3. the read tool over Streamable HTTP (one server, one session per client);
+//! 3. the read tool over Streamable HTTP (one server, one session per client), with sessions and
+//!    `--stateless`, at `--concurrency` and `--high-concurrency` clients;
 //! 4. the proposal tool over stdio, on distinct rows (a new proposal per call) and on one row
 //!    (every call deduplicates onto the open proposal);
 //! 5. RSS from `/proc/<pid>/status`: `VmRSS` after startup and a few calls, `VmHWM` after the
 //!    concurrent phase;
 //! 6. cold start from spawn to the `initialize` response, with an empty ledger, a brand-new
-//!    store, and a pre-filled ledger (see [`ledger_fill`]).
+//!    store, and a pre-filled ledger (see [`ledger_fill`]);
+//! 7. with `--compare CMD`, the stdio phases again against another MCP server serving the same
+//!    two tools, side by side;
+//! 8. with `--controller-report FILE`, the controller's figures measured on the real API server
+//!    (the `throughput` test of `synapsor-controller`, which `scripts/bench.sh` runs).
 //!
 //! It is a benchmark, not a test: targets are reported as PASS/MISS and never fail the run.
 //! The client, the server and PostgreSQL share the machine, so absolute numbers include their
@@ -41,7 +46,7 @@ use tokio::sync::{Barrier, Mutex};
 use crate::cli::{Args, Settings};
 use crate::db::{BenchDb, TENANT, VISIBLE_COLUMNS};
 use crate::report::Check;
-use crate::runner::{Client, Launcher, Outcome, TOKEN_ENV, call};
+use crate::runner::{Client, Launcher, Outcome, Server, TOKEN_ENV, call};
 use crate::stats::{Run, Summary, median_ms, run_calls};
 
 const READ_TOOL: &str = "billing.inspect_invoice";
@@ -59,6 +64,15 @@ const READ_OVER_FLOOR_MAX: f64 = 1.5;
 const HTTP_PING_OVER_STDIO_PING_MAX: f64 = 2.0;
 /// Calls/s of the concurrent HTTP sessions as a share of the concurrent direct SELECT's.
 const HTTP_CONCURRENT_SHARE_MIN: f64 = 0.4;
+/// "32 sessions no worse than 8": calls/s at `--high-concurrency` over calls/s at
+/// `--concurrency`. 0.9, not 1.0: once the 2 cores are saturated both phases measure the same
+/// ceiling, and single runs of the same phase differ by up to 10% (see docs/benchmarks.md).
+const HIGH_CONCURRENCY_KEEP_MIN: f64 = 0.9;
+/// A proposal's floor is the read's: both are one SELECT on a pooled connection plus the ping.
+const PROPOSAL_OVER_FLOOR_MAX: f64 = 1.5;
+/// The controller: 1,000 approvals at once drained within 30 s.
+const DRAIN_APPROVALS: u64 = 1000;
+const DRAIN_SECONDS_MAX: f64 = 30.0;
 const IDLE_RSS_MAX_MIB: f64 = 15.0;
 const COLD_START_MAX_MS: f64 = 30.0;
 /// "Not growing with ledger size": the pre-filled median within 20% (or 2 ms) of the empty one.
@@ -178,7 +192,7 @@ fn setup(s: &Settings, db: &BenchDb, work: &Path) -> anyhow::Result<(Launcher, S
     .context("the benchmark config is not valid for this runner")?;
     Ok((
         Launcher {
-            bin: s.runner.clone(),
+            server: Server::Runner(s.runner.clone()),
             config,
             env,
             log_dir: work.join("logs"),
@@ -218,7 +232,7 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     latency.extend([direct_seq.clone(), direct_pooled.clone(), direct_conc.clone()]);
 
     eprintln!("==> read tool over stdio");
-    let stdio = stdio_reads(&ctx).await?;
+    let stdio = stdio_reads(&ctx, &ctx.launcher, false).await?;
     latency.extend([stdio.seq.clone(), stdio.ping.clone()]);
     latency.extend(stdio.layers.iter().cloned());
     latency.push(stdio.conc.clone());
@@ -237,17 +251,38 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     let mut ledger_probe = Summary::of("ledger write alone (evidence+audit)", vec![probe_run]);
     ledger_probe.throughput_per_s = 0.0;
 
-    eprintln!("==> read tool over Streamable HTTP");
-    let http = http_reads(&ctx).await?;
-    latency.extend([http.seq.clone(), http.ping.clone(), http.conc.clone()]);
+    let mut http_modes = Vec::new();
+    for mode in [HttpMode::SESSIONS, HttpMode::STATELESS] {
+        eprintln!("==> read tool over Streamable HTTP ({})", mode.label);
+        let http = http_reads(&ctx, &mode).await?;
+        latency.extend([http.seq.clone(), http.ping.clone(), http.conc.clone()]);
+        latency.extend(http.conc_high.iter().cloned());
+        http_modes.push((mode, http));
+    }
     latency.push(ledger_probe.clone());
 
     eprintln!("==> proposal tool over stdio");
-    let (prop_new, prop_dedupe) = proposals(&ctx).await?;
+    let (prop_new, prop_dedupe) = proposals(&ctx, &ctx.launcher, false).await?;
     latency.extend([prop_new.clone(), prop_dedupe.clone()]);
 
     eprintln!("==> cold start");
     let cold = cold_starts(&ctx).await?;
+
+    let peer = match &s.compare {
+        Some(command) => {
+            eprintln!("==> the same stdio phases against --compare: {command}");
+            let launcher = ctx.launcher.for_peer(command);
+            let peer = peer_phases(&ctx, &launcher).await?;
+            latency.extend([peer.stdio.seq.clone(), peer.stdio.ping.clone(), peer.stdio.conc.clone()]);
+            latency.push(peer.proposal_new.clone());
+            Some(peer)
+        }
+        None => None,
+    };
+    let controller = match &s.controller_report {
+        Some(path) => Some(ControllerReport::read(path)?),
+        None => None,
+    };
 
     let ratio = |a: f64, b: f64| {
         if b > 0.0 {
@@ -257,15 +292,15 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
         }
     };
     let mib = |kib: u64| (kib as f64 / 1024.0 * 100.0).round() / 100.0;
+    let http = &http_modes[0].1;
     let stdio_ratio = ratio(stdio.seq.p50_ms, direct_seq.p50_ms);
     let http_ratio = ratio(http.seq.p50_ms, direct_seq.p50_ms);
     let stdio_floor = direct_seq.p50_ms + stdio.ping.p50_ms;
-    let http_floor = direct_seq.p50_ms + http.ping.p50_ms;
     let growth_limit = (cold.empty_ms * COLD_GROWTH_RATIO).max(cold.empty_ms + COLD_GROWTH_SLACK_MS);
     let ledger_label = format!("{}k-row ledger", ctx.s.ledger_rows / 1000);
-    let checks = vec![
+    let (c, hc) = (s.concurrency, s.high_concurrency);
+    let mut checks = vec![
         Check::info("floor, stdio: direct SELECT p50 + stdio ping p50", stdio_floor, "ms"),
-        Check::info("floor, HTTP: direct SELECT p50 + HTTP ping p50", http_floor, "ms"),
         Check::at_most(
             "read p50 stdio / stdio floor",
             ratio(stdio.seq.p50_ms, stdio_floor),
@@ -273,26 +308,50 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
             READ_OVER_FLOOR_MAX,
         ),
         Check::at_most(
-            "read p50 HTTP / HTTP floor",
-            ratio(http.seq.p50_ms, http_floor),
+            "proposal p50 stdio (new rows) / stdio floor",
+            ratio(prop_new.p50_ms, stdio_floor),
             "x",
-            READ_OVER_FLOOR_MAX,
+            PROPOSAL_OVER_FLOOR_MAX,
         ),
-        Check::at_most(
-            "HTTP ping p50 / stdio ping p50",
-            ratio(http.ping.p50_ms, stdio.ping.p50_ms),
-            "x",
-            HTTP_PING_OVER_STDIO_PING_MAX,
-        ),
-        Check::at_least(
-            &format!(
-                "HTTP x{} calls/s / direct SELECT x{} calls/s",
-                s.concurrency, s.concurrency
+    ];
+    for (mode, h) in &http_modes {
+        let floor = direct_seq.p50_ms + h.ping.p50_ms;
+        let l = mode.label;
+        checks.extend([
+            Check::info(&format!("floor, {l}: direct SELECT p50 + ping p50"), floor, "ms"),
+            Check::at_most(
+                &format!("read p50 {l} / {l} floor"),
+                ratio(h.seq.p50_ms, floor),
+                "x",
+                READ_OVER_FLOOR_MAX,
             ),
-            ratio(http.conc.throughput_per_s, direct_conc.throughput_per_s),
-            "",
-            HTTP_CONCURRENT_SHARE_MIN,
-        ),
+            Check::at_most(
+                &format!("ping p50 {l} / stdio ping p50"),
+                ratio(h.ping.p50_ms, stdio.ping.p50_ms),
+                "x",
+                HTTP_PING_OVER_STDIO_PING_MAX,
+            ),
+            Check::at_least(
+                &format!("{l} x{c} calls/s / direct SELECT x{c} calls/s"),
+                ratio(h.conc.throughput_per_s, direct_conc.throughput_per_s),
+                "",
+                HTTP_CONCURRENT_SHARE_MIN,
+            ),
+        ]);
+        if let Some(high) = &h.conc_high {
+            checks.extend([
+                Check::at_least(
+                    &format!("{l} x{hc} calls/s / {l} x{c} calls/s"),
+                    ratio(high.throughput_per_s, h.conc.throughput_per_s),
+                    "",
+                    HIGH_CONCURRENCY_KEEP_MIN,
+                ),
+                Check::info(&format!("{l} x{c} read p99"), h.conc.p99_ms, "ms"),
+                Check::info(&format!("{l} x{hc} read p99"), high.p99_ms, "ms"),
+            ]);
+        }
+    }
+    checks.extend([
         Check::info("read p50 stdio / direct SELECT p50", stdio_ratio, "x"),
         Check::info("read p50 HTTP / direct SELECT p50", http_ratio, "x"),
         // The baseline of runs before 2026-11-26: what an app on sqlx's default Pool pays.
@@ -323,6 +382,12 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
             IDLE_RSS_MAX_MIB,
         ),
         Check::at_most("idle RSS, HTTP server", mib(http.idle.rss_kib), "MiB", IDLE_RSS_MAX_MIB),
+        Check::at_most(
+            "idle RSS, HTTP stateless server",
+            mib(http_modes[1].1.idle.rss_kib),
+            "MiB",
+            IDLE_RSS_MAX_MIB,
+        ),
         Check::info(
             "idle RSS, stdio server: anonymous (heap, stacks)",
             mib(stdio.idle.anon_kib),
@@ -373,7 +438,23 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
         Check::info("read: ledger write alone p50 (probe)", ledger_probe.p50_ms, "ms"),
         Check::info("read: stdio ping round trip p50", stdio.ping.p50_ms, "ms"),
         Check::info("read: HTTP ping round trip p50", http.ping.p50_ms, "ms"),
-    ];
+    ]);
+    checks.extend(controller_checks(controller.as_ref()));
+    let comparison = peer.as_ref().map(|p| {
+        compare_rows(&[
+            ("read p50, stdio (ms)", stdio.seq.p50_ms, p.stdio.seq.p50_ms),
+            ("read p99, stdio (ms)", stdio.seq.p99_ms, p.stdio.seq.p99_ms),
+            ("ping p50, stdio (ms)", stdio.ping.p50_ms, p.stdio.ping.p50_ms),
+            ("proposal p50, new rows (ms)", prop_new.p50_ms, p.proposal_new.p50_ms),
+            (
+                &format!("read x{c} processes (calls/s)"),
+                stdio.conc.throughput_per_s,
+                p.stdio.conc.throughput_per_s,
+            ),
+            ("idle RSS (MiB)", mib(stdio.idle.rss_kib), mib(p.stdio.idle.rss_kib)),
+            ("cold start to initialize (ms, median)", cold.empty_ms, p.cold_ms),
+        ])
+    });
     let load_end = report::loadavg();
     let all_pass = checks.iter().all(|c| c.pass != Some(false));
     let errors: usize = latency.iter().map(|l| l.errors).sum();
@@ -393,6 +474,10 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
     text.push_str(&report::latency_table(&latency));
     text.push('\n');
     text.push_str(&report::checks_table(&checks));
+    if let (Some(rows), Some(command)) = (&comparison, &s.compare) {
+        text.push_str(&format!("\nSide by side over stdio with --compare: {command}\n\n"));
+        text.push_str(&report::compare_table(rows));
+    }
     if errors > 0 {
         text.push_str(&format!(
             "\nWARNING: {errors} call(s) did not return the expected result; see {}/logs\n",
@@ -408,7 +493,7 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
         "postgres": {"version": db.server_version, "invoices": s.rows, "tenant_rows": db.tenant_ids.len()},
         "settings": {
             "iterations": s.iterations, "warmup": s.warmup, "concurrency": s.concurrency, "quick": s.quick,
-            "ledger_rows": s.ledger_rows, "cold_runs": s.cold_runs,
+            "ledger_rows": s.ledger_rows, "cold_runs": s.cold_runs, "high_concurrency": s.high_concurrency,
         },
         "direct_sql": DIRECT_SQL,
         "latency": latency,
@@ -438,10 +523,14 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
             "stdio_rejected_argument_p50": stdio.layers.first().map(|l| l.p50_ms),
             "stdio_other_tenant_row_p50": stdio.layers.get(1).map(|l| l.p50_ms),
             "http_ping_p50": http.ping.p50_ms,
+            "http_stateless_ping_p50": http_modes[1].1.ping.p50_ms,
+            "http_stateless_read_p50": http_modes[1].1.seq.p50_ms,
             "stdio_read_p50": stdio.seq.p50_ms,
             "http_read_p50": http.seq.p50_ms,
         },
         "checks": checks,
+        "compare": comparison.as_ref().map(|rows| json!({"command": s.compare, "rows": rows})),
+        "controller": controller,
         "all_targets_met": all_pass,
         "errors": errors,
     });
@@ -613,37 +702,55 @@ struct TransportResult {
     /// Only over stdio: the layers of a read.
     layers: Vec<Summary>,
     conc: Summary,
+    /// Only over HTTP: `--high-concurrency` sessions.
+    conc_high: Option<Summary>,
     startup: runner::Rss,
     idle: runner::Rss,
     after_seq: runner::Rss,
     peak_hwm_kib: u64,
 }
 
-async fn stdio_reads(ctx: &Ctx) -> anyhow::Result<TransportResult> {
-    let (client, pid) = ctx.launcher.stdio(&ctx.work.join("stdio.db"), "stdio").await?;
+/// Phase names and file names of the runner's phases, or of a `--compare` server's.
+fn prefixes(peer: bool) -> (&'static str, &'static str) {
+    if peer { ("peer: ", "peer-") } else { ("", "") }
+}
+
+/// The stdio phases of `launcher`'s server (`peer`: a `--compare` server).
+async fn stdio_reads(ctx: &Ctx, launcher: &Launcher, peer: bool) -> anyhow::Result<TransportResult> {
+    let (label, file) = prefixes(peer);
+    let (client, pid) = launcher
+        .stdio(&ctx.work.join(format!("{file}stdio.db")), &format!("{file}stdio"))
+        .await?;
     let startup = runner::rss(pid)?;
     idle_calls(ctx, &client).await?;
     let idle = runner::rss(pid)?;
-    let seq = sequential_reads(ctx, &client, "read tool, stdio").await?;
+    let seq = sequential_reads(ctx, &client, &format!("{label}read tool, stdio")).await?;
     let after_seq = runner::rss(pid)?;
-    let ping = sequential_pings(ctx, &client, "ping, stdio (transport only)").await?;
-    let rejected = sequential_failing_reads(ctx, &client, "read, stdio: rejected argument", "INVALID_ARGUMENT").await?;
-    let other_tenant =
-        sequential_failing_reads(ctx, &client, "read, stdio: other tenant's row", "NOT_FOUND_IN_TENANT").await?;
+    let ping = sequential_pings(ctx, &client, &format!("{label}ping, stdio (transport only)")).await?;
+    let layers = if !peer {
+        vec![
+            sequential_failing_reads(ctx, &client, "read, stdio: rejected argument", "INVALID_ARGUMENT").await?,
+            sequential_failing_reads(ctx, &client, "read, stdio: other tenant's row", "NOT_FOUND_IN_TENANT").await?,
+        ]
+    } else {
+        Vec::new()
+    };
     runner::close_stdio(client, pid).await?;
 
     let c = ctx.s.concurrency;
     let mut clients = Vec::new();
     let mut pids = Vec::new();
     for k in 0..c {
-        let (client, pid) = ctx
-            .launcher
-            .stdio(&ctx.work.join(format!("stdio-{k}.db")), &format!("stdio-{k}"))
+        let (client, pid) = launcher
+            .stdio(
+                &ctx.work.join(format!("{file}stdio-{k}.db")),
+                &format!("{file}stdio-{k}"),
+            )
             .await?;
         clients.push(client);
         pids.push(pid);
     }
-    let conc = concurrent_reads(ctx, &clients, &format!("read tool, stdio x{c} (processes)")).await?;
+    let conc = concurrent_reads(ctx, &clients, &format!("{label}read tool, stdio x{c} (processes)")).await?;
     let mut peak_hwm_kib = 0;
     for &pid in &pids {
         peak_hwm_kib = peak_hwm_kib.max(runner::rss(pid)?.hwm_kib);
@@ -654,8 +761,9 @@ async fn stdio_reads(ctx: &Ctx) -> anyhow::Result<TransportResult> {
     Ok(TransportResult {
         seq,
         ping,
-        layers: vec![rejected, other_tenant],
+        layers,
         conc,
+        conc_high: None,
         startup,
         idle,
         after_seq,
@@ -663,37 +771,68 @@ async fn stdio_reads(ctx: &Ctx) -> anyhow::Result<TransportResult> {
     })
 }
 
-async fn http_reads(ctx: &Ctx) -> anyhow::Result<TransportResult> {
+/// How the HTTP server runs: with MCP sessions (the default) or `--stateless`.
+struct HttpMode {
+    label: &'static str,
+    flags: &'static [&'static str],
+    file: &'static str,
+}
+
+impl HttpMode {
+    const SESSIONS: HttpMode = HttpMode {
+        label: "HTTP",
+        flags: &[],
+        file: "http",
+    };
+    const STATELESS: HttpMode = HttpMode {
+        label: "HTTP stateless",
+        flags: &["--stateless"],
+        file: "http-stateless",
+    };
+}
+
+/// Concurrent reads on `n` new clients of `server` (sessions, or stateless connections).
+async fn http_concurrent(ctx: &Ctx, server: &runner::HttpServer, n: usize, label: &str) -> anyhow::Result<Summary> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(server.session(&ctx.token).await?);
+    }
+    let conc = concurrent_reads(ctx, &clients, &format!("read tool, {label} x{n}")).await?;
+    for client in clients {
+        let _ = client.cancel().await;
+    }
+    Ok(conc)
+}
+
+async fn http_reads(ctx: &Ctx, mode: &HttpMode) -> anyhow::Result<TransportResult> {
     let port = runner::free_port()?;
     let server = ctx
         .launcher
-        .http_server(&ctx.work.join("http.db"), port, "http")
+        .http_server(&ctx.work.join(format!("{}.db", mode.file)), port, mode.file, mode.flags)
         .await?;
     let startup = runner::rss(server.pid)?;
     let client = server.session(&ctx.token).await?;
     idle_calls(ctx, &client).await?;
     let idle = runner::rss(server.pid)?;
-    let seq = sequential_reads(ctx, &client, "read tool, HTTP").await?;
+    let seq = sequential_reads(ctx, &client, &format!("read tool, {}", mode.label)).await?;
     let after_seq = runner::rss(server.pid)?;
-    let ping = sequential_pings(ctx, &client, "ping, HTTP (transport only)").await?;
+    let ping = sequential_pings(ctx, &client, &format!("ping, {} (transport only)", mode.label)).await?;
     let _ = client.cancel().await;
 
-    let c = ctx.s.concurrency;
-    let mut clients = Vec::new();
-    for _ in 0..c {
-        clients.push(server.session(&ctx.token).await?);
-    }
-    let conc = concurrent_reads(ctx, &clients, &format!("read tool, HTTP x{c} (sessions)")).await?;
+    let conc = http_concurrent(ctx, &server, ctx.s.concurrency, mode.label).await?;
     let peak_hwm_kib = runner::rss(server.pid)?.hwm_kib;
-    for client in clients {
-        let _ = client.cancel().await;
-    }
+    let conc_high = if ctx.s.high_concurrency > ctx.s.concurrency {
+        Some(http_concurrent(ctx, &server, ctx.s.high_concurrency, mode.label).await?)
+    } else {
+        None
+    };
     server.stop().await?;
     Ok(TransportResult {
         seq,
         ping,
         layers: Vec::new(),
         conc,
+        conc_high,
         startup,
         idle,
         after_seq,
@@ -701,9 +840,15 @@ async fn http_reads(ctx: &Ctx) -> anyhow::Result<TransportResult> {
     })
 }
 
-async fn proposals(ctx: &Ctx) -> anyhow::Result<(Summary, Summary)> {
+async fn proposals(ctx: &Ctx, launcher: &Launcher, peer: bool) -> anyhow::Result<(Summary, Summary)> {
     let s = &ctx.s;
-    let (client, pid) = ctx.launcher.stdio(&ctx.work.join("proposals.db"), "proposals").await?;
+    let (label, file) = prefixes(peer);
+    let (client, pid) = launcher
+        .stdio(
+            &ctx.work.join(format!("{file}proposals.db")),
+            &format!("{file}proposals"),
+        )
+        .await?;
     let peer = client.peer().clone();
     // Distinct rows: every call is a new pending proposal (read + diff + digest + ledger insert).
     let warmup = s.warmup.min(ctx.ids.len() / 4);
@@ -723,9 +868,131 @@ async fn proposals(ctx: &Ctx) -> anyhow::Result<(Summary, Summary)> {
     .await?;
     runner::close_stdio(client, pid).await?;
     Ok((
-        Summary::of("proposal tool, stdio, new rows", vec![new_run]),
-        Summary::of("proposal tool, stdio, deduplicated", vec![dedupe_run]),
+        Summary::of(&format!("{label}proposal tool, stdio, new rows"), vec![new_run]),
+        Summary::of(&format!("{label}proposal tool, stdio, deduplicated"), vec![dedupe_run]),
     ))
+}
+
+/// What `--compare` measures of the peer: the stdio phases, proposals and cold start.
+struct PeerResult {
+    stdio: TransportResult,
+    proposal_new: Summary,
+    cold_ms: f64,
+}
+
+async fn peer_phases(ctx: &Ctx, launcher: &Launcher) -> anyhow::Result<PeerResult> {
+    let stdio = stdio_reads(ctx, launcher, true).await?;
+    let (proposal_new, _) = proposals(ctx, launcher, true).await?;
+    let store = ctx.work.join("peer-cold.db");
+    runner::cold_start(launcher, &store).await?;
+    let mut samples = Vec::new();
+    for _ in 0..ctx.s.cold_runs {
+        samples.push(runner::cold_start(launcher, &store).await?);
+    }
+    Ok(PeerResult {
+        stdio,
+        proposal_new,
+        cold_ms: median_ms(samples),
+    })
+}
+
+/// One row of the side-by-side table: the runner's value, the peer's, and peer / runner.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompareRow {
+    pub measure: String,
+    pub runner: f64,
+    pub peer: f64,
+    pub peer_over_runner: f64,
+}
+
+fn compare_rows(values: &[(&str, f64, f64)]) -> Vec<CompareRow> {
+    values
+        .iter()
+        .map(|&(measure, runner, peer)| CompareRow {
+            measure: measure.to_owned(),
+            runner,
+            peer,
+            peer_over_runner: if runner > 0.0 {
+                (peer / runner * 100.0).round() / 100.0
+            } else {
+                f64::NAN
+            },
+        })
+        .collect()
+}
+
+/// The controller's figures, as `synapsor-controller`'s `throughput` test writes them
+/// (`SYNAPSOR_BENCH_CONTROLLER_OUT`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct ControllerReport {
+    pub single: SingleApprovals,
+    pub drain: Drain,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct SingleApprovals {
+    pub approvals: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct Drain {
+    pub approvals: u64,
+    pub seconds: f64,
+    pub duplicate_writes: u64,
+    pub receipts: u64,
+    pub terminal_once: bool,
+    pub max_concurrent_applies: u64,
+    pub kube_api_qps: f64,
+    pub kube_api_burst: u64,
+}
+
+impl ControllerReport {
+    fn read(path: &Path) -> anyhow::Result<ControllerReport> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a controller report", path.display()))
+    }
+}
+
+fn controller_checks(report: Option<&ControllerReport>) -> Vec<Check> {
+    let Some(r) = report else {
+        return vec![Check::not_measured(
+            "controller: annotate to Applied, 1,000-approval drain",
+            "needs the API server: scripts/bench.sh runs it unless --no-controller",
+        )];
+    };
+    let (d, n) = (&r.drain, r.drain.approvals);
+    let drain = format!("controller: {n} approvals at once, drained in");
+    vec![
+        Check::info(
+            &format!("controller: annotate to Applied p50 ({} single)", r.single.approvals),
+            r.single.p50_ms,
+            "ms",
+        ),
+        Check::info("controller: annotate to Applied p99", r.single.p99_ms, "ms"),
+        if n >= DRAIN_APPROVALS {
+            Check::at_most(&drain, d.seconds, "s", DRAIN_SECONDS_MAX)
+        } else {
+            // A smaller drain says nothing about the 1,000-approval target.
+            Check::info(&format!("{drain} (target needs {DRAIN_APPROVALS})"), d.seconds, "s")
+        },
+        Check::at_most("controller: duplicate writes", d.duplicate_writes as f64, "", 0.0),
+        Check::at_least(
+            "controller: proposals in exactly one terminal phase",
+            if d.terminal_once && d.receipts == n { 1.0 } else { 0.0 },
+            "",
+            1.0,
+        ),
+        Check::info(
+            &format!(
+                "controller settings: max concurrent applies {}, API QPS {} burst {}",
+                d.max_concurrent_applies, d.kube_api_qps, d.kube_api_burst
+            ),
+            d.max_concurrent_applies as f64,
+            "",
+        ),
+    ]
 }
 
 struct ColdStarts {

@@ -39,6 +39,17 @@ impl Check {
         }
     }
 
+    /// A target this run could not measure, and why: printed as `NOT RUN`, never as a pass.
+    pub fn not_measured(name: &str, why: &str) -> Check {
+        Check {
+            name: name.to_owned(),
+            value: f64::NAN,
+            unit: "",
+            target: Some(why.to_owned()),
+            pass: None,
+        }
+    }
+
     pub fn info(name: &str, value: f64, unit: &'static str) -> Check {
         Check {
             name: name.to_owned(),
@@ -84,6 +95,7 @@ pub fn checks_table(checks: &[Check]) -> String {
         let result = match c.pass {
             Some(true) => "PASS",
             Some(false) => "MISS",
+            None if c.value.is_nan() && c.target.is_some() => "NOT RUN",
             None => "-",
         };
         let _ = writeln!(
@@ -93,6 +105,24 @@ pub fn checks_table(checks: &[Check]) -> String {
             value,
             c.target.as_deref().unwrap_or("(no target)"),
             result
+        );
+    }
+    out
+}
+
+/// The `--compare` table: each measure for the runner and the peer, and peer / runner.
+pub fn compare_table(rows: &[crate::CompareRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>16} {:>12} {:>13}",
+        "measure", "synapsor-runner", "peer", "peer / runner"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>16.3} {:>12.3} {:>12.2}x",
+            r.measure, r.runner, r.peer, r.peer_over_runner
         );
     }
     out
@@ -140,5 +170,10 @@ mod tests {
     fn checks() {
         assert_eq!(Check::at_most("x", 1.0, "ms", 1.0).pass, Some(true));
         assert_eq!(Check::at_most("x", 1.01, "ms", 1.0).pass, Some(false));
+        assert_eq!(Check::at_least("x", 0.4, "", 0.4).pass, Some(true));
+        assert_eq!(Check::at_least("x", 0.39, "", 0.4).pass, Some(false));
+        let table = checks_table(&[Check::not_measured("controller", "needs the API server")]);
+        assert!(table.contains("NOT RUN"), "{table}");
+        assert!(!table.contains("PASS"), "{table}");
     }
 }

@@ -1,5 +1,6 @@
 //! Starting `synapsor-runner` the way MCP clients do: as a stdio child of an rmcp client, or as
-//! a Streamable HTTP server; plus the raw cold-start probe and RSS readings from `/proc`.
+//! a Streamable HTTP server; the same for a peer MCP server given as a shell command
+//! (`--compare`); plus the raw cold-start probe and RSS readings from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,29 +21,85 @@ pub const TOKEN_ENV: &str = "SYNAPSOR_BENCH_HTTP_TOKEN";
 
 pub type Client = RunningService<RoleClient, ()>;
 
-/// How to start the runner: binary, config, environment, where logs go.
+/// Environment variables a `--compare` command gets besides the runner's own: the config file and
+/// a store path of its own for this server (also substituted for `{config}` and `{store}`).
+pub const PEER_CONFIG_ENV: &str = "SYNAPSOR_BENCH_CONFIG";
+pub const PEER_STORE_ENV: &str = "SYNAPSOR_BENCH_STORE";
+
+/// Which stdio MCP server a [`Launcher`] starts.
+#[derive(Debug, Clone)]
+pub enum Server {
+    /// `synapsor-runner --config <config> --store <store> mcp serve`.
+    Runner(PathBuf),
+    /// A peer given as a shell command (`sh -c 'exec <command>'`), with `{config}` and `{store}`
+    /// replaced by the (shell-quoted) paths.
+    Peer(String),
+}
+
+/// How to start the server: which one, config, environment, where logs go.
 #[derive(Debug, Clone)]
 pub struct Launcher {
-    pub bin: PathBuf,
+    pub server: Server,
     pub config: PathBuf,
-    /// The only environment the runner gets (plus `PATH`): read URL, tenant, principal, token.
+    /// The only environment the server gets (plus `PATH`, and `HOME` for a peer): read URL,
+    /// tenant, principal, token.
     pub env: Vec<(String, String)>,
     pub log_dir: PathBuf,
 }
 
+/// `'…'` quoting for `sh`: the path as one word whatever it holds.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The peer's command line with its placeholders filled in.
+pub fn peer_command_line(template: &str, config: &Path, store: &Path) -> String {
+    template
+        .replace("{config}", &shell_quote(&config.display().to_string()))
+        .replace("{store}", &shell_quote(&store.display().to_string()))
+}
+
 impl Launcher {
+    /// The same setup serving through another MCP server.
+    pub fn for_peer(&self, command: &str) -> Launcher {
+        Launcher {
+            server: Server::Peer(command.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The stdio server's command (`mcp serve` for the runner; `http_args` replace it for HTTP).
     fn command(&self, store: &Path, args: &[&str], log: &str) -> anyhow::Result<Command> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg("--store")
-            .arg(store)
-            .args(args)
-            .env_clear()
+        let mut cmd = match &self.server {
+            Server::Runner(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("--config")
+                    .arg(&self.config)
+                    .arg("--store")
+                    .arg(store)
+                    .args(args);
+                cmd
+            }
+            Server::Peer(template) => {
+                let mut cmd = Command::new("sh");
+                // `exec`, so the pid (RSS, exit) is the server's, not the shell's.
+                cmd.arg("-c")
+                    .arg(format!("exec {}", peer_command_line(template, &self.config, store)));
+                cmd
+            }
+        };
+        cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true)
             .stderr(self.log(log)?);
+        if let Server::Peer(_) = &self.server {
+            // Node and Python servers look for their caches and packages under HOME.
+            if let Some(home) = std::env::var_os("HOME") {
+                cmd.env("HOME", home);
+            }
+            cmd.env(PEER_CONFIG_ENV, &self.config).env(PEER_STORE_ENV, store);
+        }
         Ok(cmd)
     }
 
@@ -57,33 +114,40 @@ impl Launcher {
         Ok(Stdio::from(file))
     }
 
-    /// Spawns `mcp serve` as the child of an rmcp client and completes `initialize`.
+    /// Spawns the stdio server as the child of an rmcp client and completes `initialize`.
     pub async fn stdio(&self, store: &Path, log: &str) -> anyhow::Result<(Client, u32)> {
         let cmd = self.command(store, &["mcp", "serve"], log)?;
         let (transport, _) = TokioChildProcess::builder(cmd)
             .stderr(self.log(log)?)
             .spawn()
-            .context("spawning synapsor-runner mcp serve")?;
-        let pid = transport.id().context("runner pid")?;
-        let client = ().serve(transport).await.context("MCP initialize over stdio")?;
+            .with_context(|| format!("spawning the stdio server ({log})"))?;
+        let pid = transport.id().context("server pid")?;
+        let client = ().serve(transport).await.with_context(|| {
+            format!(
+                "MCP initialize over stdio ({log}); see {}/{log}.stderr.log",
+                self.log_dir.display()
+            )
+        })?;
         Ok((client, pid))
     }
 
-    /// Starts `mcp serve-streamable-http` on `port` and waits until `/healthz` answers.
-    pub async fn http_server(&self, store: &Path, port: u16, log: &str) -> anyhow::Result<HttpServer> {
+    /// Starts `mcp serve-streamable-http` on `port` (with `extra` flags) and waits until
+    /// `/healthz` answers. Only for the runner.
+    pub async fn http_server(&self, store: &Path, port: u16, log: &str, extra: &[&str]) -> anyhow::Result<HttpServer> {
+        if let Server::Peer(_) = &self.server {
+            bail!("a --compare server is measured over stdio only");
+        }
         let port_s = port.to_string();
-        let mut cmd = self.command(
-            store,
-            &[
-                "mcp",
-                "serve-streamable-http",
-                "--port",
-                &port_s,
-                "--auth-token-env",
-                TOKEN_ENV,
-            ],
-            log,
-        )?;
+        let mut args = vec![
+            "mcp",
+            "serve-streamable-http",
+            "--port",
+            &port_s,
+            "--auth-token-env",
+            TOKEN_ENV,
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.command(store, &args, log)?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         let mut child = cmd
             .spawn()
@@ -257,13 +321,13 @@ const INITIALIZE: &str = concat!(
     "\n"
 );
 
-/// One cold start: wall time from spawning `mcp serve` to the first byte-complete line of the
-/// `initialize` response on stdout. The request is written right after spawn, as clients do.
+/// One cold start: wall time from spawning the stdio server to the first byte-complete line of
+/// the `initialize` response on stdout. The request is written right after spawn, as clients do.
 pub async fn cold_start(launcher: &Launcher, store: &Path) -> anyhow::Result<Duration> {
     let mut cmd = launcher.command(store, &["mcp", "serve"], "cold-start")?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     let t0 = Instant::now();
-    let mut child = cmd.spawn().context("spawning synapsor-runner mcp serve")?;
+    let mut child = cmd.spawn().context("spawning the stdio server")?;
     let mut stdin = child.stdin.take().context("stdin")?;
     let stdout = child.stdout.take().context("stdout")?;
     stdin.write_all(INITIALIZE.as_bytes()).await?;
@@ -272,7 +336,7 @@ pub async fn cold_start(launcher: &Launcher, store: &Path) -> anyhow::Result<Dur
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
         .context("no initialize response within 10 s")??
-        .context("the runner closed stdout before answering initialize")?;
+        .context("the server closed stdout before answering initialize")?;
     let elapsed = t0.elapsed();
     let v: Value = serde_json::from_str(&line).context("initialize response is not JSON")?;
     if v["id"] != json!(1) || v.get("result").is_none() {
@@ -293,4 +357,33 @@ pub async fn cold_start(launcher: &Launcher, store: &Path) -> anyhow::Result<Dur
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_placeholders_are_one_shell_word_each() {
+        let line = peer_command_line(
+            "node server.js --config {config} --store {store}",
+            Path::new("/tmp/a b/it's.json"),
+            Path::new("/tmp/s.db"),
+        );
+        assert_eq!(
+            line,
+            r"node server.js --config '/tmp/a b/it'\''s.json' --store '/tmp/s.db'"
+        );
+        // What sh makes of it: the two paths come back whole.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '%s\\n' {}",
+                peer_command_line("{config} {store}", Path::new("/x y/it's"), Path::new("/z"))
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/x y/it's\n/z\n");
+    }
 }
