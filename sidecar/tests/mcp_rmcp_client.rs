@@ -285,6 +285,40 @@ async fn stateless_http_contract_against_postgres() {
     let r = raw_http(port, "POST", "/mcp", &headers, "{not json").await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.json()["error"]["code"], -32700, "{r:?}");
+    // Plain pings and tool calls are answered by the runner directly, everything else by rmcp:
+    // the same request made to go to rmcp (an empty `_meta`) gets the same answer.
+    let ping = r#"{"jsonrpc":"2.0","id":"p-1","method":"ping"}"#;
+    let r = raw_http(port, "POST", "/mcp", &headers, ping).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, r#"{"jsonrpc":"2.0","id":"p-1","result":{}}"#);
+    let via_rmcp = r#"{"jsonrpc":"2.0","id":"p-1","method":"ping","params":{"_meta":{}}}"#;
+    let r = raw_http(port, "POST", "/mcp", &headers, via_rmcp).await;
+    assert_eq!(r.json(), json!({"jsonrpc": "2.0", "id": "p-1", "result": {}}), "{r:?}");
+    let unknown = |meta: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"execute_sql","arguments":{{"sql":"DELETE FROM invoices"}}{meta}}}}}"#
+        )
+    };
+    let direct = raw_http(port, "POST", "/mcp", &headers, &unknown("")).await;
+    let rmcp_answer = raw_http(port, "POST", "/mcp", &headers, &unknown(r#","_meta":{}"#)).await;
+    assert_eq!(direct.status, 200, "{direct:?}");
+    assert_eq!(err_code(&direct.json()["result"]), "CAPABILITY_NOT_FOUND", "{direct:?}");
+    assert_eq!(direct.json(), rmcp_answer.json());
+    assert_eq!(direct.header("content-type"), rmcp_answer.header("content-type"));
+    // What rmcp refuses is still refused: a client that does not accept SSE, an unknown protocol
+    // version.
+    let json_only = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    assert_eq!(raw_http(port, "POST", "/mcp", &json_only, ping).await.status, 406);
+    let mut future = headers[..2].to_vec();
+    future.extend([
+        ("Authorization", bearer.as_str()),
+        ("Mcp-Protocol-Version", "1999-01-01"),
+    ]);
+    assert_eq!(raw_http(port, "POST", "/mcp", &future, ping).await.status, 400);
     // No server-initiated stream and nothing to delete.
     assert_eq!(raw_http(port, "GET", "/mcp", &auth, "").await.status, 405);
     assert_eq!(raw_http(port, "DELETE", "/mcp", &auth, "").await.status, 405);

@@ -10,10 +10,11 @@
 //! place of the least recently used idle one (of the client holding the most) instead of being
 //! refused, so one client cannot lock the others out. Idle sessions also expire.
 //!
-//! With `--stateless` ([`HttpOptions::stateless`]) there are no sessions: rmcp serves each POST
-//! on its own and answers plain `application/json` instead of an SSE stream, which saves the
-//! session worker's hop and the SSE framing on every call. The session checks then have nothing
-//! to hold; the token, `Host`, `Origin` and body checks stay.
+//! With `--stateless` ([`HttpOptions::stateless`]) there are no sessions: each POST is served on
+//! its own and answered with plain `application/json` instead of an SSE stream, which saves the
+//! session worker's hop and the SSE framing on every call. A plain `ping` or `tools/call` is
+//! answered directly ([`super::direct`]); rmcp serves every other request. The session checks
+//! then have nothing to hold; the token, `Host`, `Origin` and body checks stay.
 //!
 //! The token is either one static shared secret (compared in constant time; the runner's
 //! process context serves every call) or, for `jwt` contexts, a JWT verified on every request
@@ -97,6 +98,9 @@ struct Guard {
     in_flight: Mutex<HashSet<(String, String)>>,
     /// No sessions: every request stands alone (no admission, no binding, no id tracking).
     stateless: bool,
+    /// Stateless only: the server that answers plain `ping` and `tools/call` directly
+    /// ([`super::direct`]).
+    direct: Option<McpServer>,
 }
 
 /// Who may open a session, and whose idle session gives way when the caps are reached.
@@ -250,9 +254,9 @@ struct RpcProbe {
     method: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads a POST body (at most [`MAX_BODY`]) and checks it is JSON; returns the request rebuilt
-/// and the JSON-RPC id of a request in it (not of a notification or a response).
-async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>), Response> {
+/// Reads a POST body (at most [`MAX_BODY`]) and checks it is JSON; returns the request rebuilt,
+/// the JSON-RPC id of a request in it (not of a notification or a response), and the body.
+async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>, axum::body::Bytes), Response> {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -283,7 +287,7 @@ async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<Str
             ));
         }
     };
-    Ok((Request::from_parts(parts, Body::from(bytes)), id))
+    Ok((Request::from_parts(parts, Body::from(bytes.clone())), id, bytes))
 }
 
 #[derive(Debug, Clone)]
@@ -473,9 +477,15 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) 
     let mut rpc_id = None;
     if is_post {
         match read_json_body(req).await {
-            Ok((r, id)) => {
+            Ok((r, id, body)) => {
                 req = r;
                 rpc_id = id;
+                if let Some(server) = &g.direct {
+                    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
+                    if let Some(answer) = super::direct::answer(server, req.headers(), &body, &caller).await {
+                        return answer;
+                    }
+                }
             }
             Err(resp) => return resp,
         }
@@ -630,6 +640,7 @@ pub async fn serve(server: McpServer, opts: HttpOptions, shutdown: CancellationT
         resource,
         in_flight: Mutex::new(HashSet::new()),
         stateless: opts.stateless,
+        direct: opts.stateless.then(|| server.clone()),
     });
     let tools = server.tools().len();
     let mode = server.runtime().config().mode.as_str();

@@ -5,6 +5,7 @@
 //! reviewed capabilities. rmcp does not validate arguments against the advertised schema, so
 //! every call goes through [`Runtime::call`], which does.
 
+mod direct;
 pub mod http;
 mod stdio;
 
