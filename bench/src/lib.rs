@@ -452,7 +452,11 @@ async fn measure(s: &Settings, db: &BenchDb, work: &Path, runner_version: &str) 
                 p.stdio.conc.throughput_per_s,
             ),
             ("idle RSS (MiB)", mib(stdio.idle.rss_kib), mib(p.stdio.idle.rss_kib)),
-            ("cold start to initialize (ms, median)", cold.empty_ms, p.cold_ms),
+            (
+                "cold start to initialize, both via sh (ms, median)",
+                p.runner_cold_via_sh_ms,
+                p.cold_ms,
+            ),
         ])
     });
     let load_end = report::loadavg();
@@ -878,21 +882,31 @@ struct PeerResult {
     stdio: TransportResult,
     proposal_new: Summary,
     cold_ms: f64,
+    /// The runner's cold start through the same `sh -c 'exec …'` the peer is started with, so
+    /// the shell's own start is on both sides of the comparison.
+    runner_cold_via_sh_ms: f64,
 }
 
 async fn peer_phases(ctx: &Ctx, launcher: &Launcher) -> anyhow::Result<PeerResult> {
     let stdio = stdio_reads(ctx, launcher, true).await?;
     let (proposal_new, _) = proposals(ctx, launcher, true).await?;
-    let store = ctx.work.join("peer-cold.db");
-    runner::cold_start(launcher, &store).await?;
-    let mut samples = Vec::new();
+    let runner_via_sh = ctx.launcher.for_peer(&format!(
+        "{} --config {{config}} --store {{store}} mcp serve",
+        runner::shell_quote(&ctx.s.runner.display().to_string())
+    ));
+    let (peer_store, runner_store) = (ctx.work.join("peer-cold.db"), ctx.work.join("cold-via-sh.db"));
+    runner::cold_start(launcher, &peer_store).await?;
+    runner::cold_start(&runner_via_sh, &runner_store).await?;
+    let (mut peer_samples, mut runner_samples) = (Vec::new(), Vec::new());
     for _ in 0..ctx.s.cold_runs {
-        samples.push(runner::cold_start(launcher, &store).await?);
+        peer_samples.push(runner::cold_start(launcher, &peer_store).await?);
+        runner_samples.push(runner::cold_start(&runner_via_sh, &runner_store).await?);
     }
     Ok(PeerResult {
         stdio,
         proposal_new,
-        cold_ms: median_ms(samples),
+        cold_ms: median_ms(peer_samples),
+        runner_cold_via_sh_ms: median_ms(runner_samples),
     })
 }
 

@@ -48,7 +48,7 @@ pub struct Launcher {
 }
 
 /// `'…'` quoting for `sh`: the path as one word whatever it holds.
-fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
