@@ -25,6 +25,7 @@ use crate::error::StartError;
 use crate::inject::InjectConfig;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::rate_limit;
 use crate::reconcile::{Ctx, error_policy, reconcile};
 use crate::server::{self, Readiness, ServerState};
 
@@ -107,10 +108,55 @@ pub struct RunArgs {
     /// to the source database: unbounded, a burst of approvals, or the backlog a new leader
     /// finds, would exhaust the database's connections (the application's too) and turn
     /// approved proposals into failed attempts that all retry at the same moments.
-    #[arg(long, env = "SYNAPSOR_MAX_CONCURRENT_APPLIES", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "SYNAPSOR_MAX_CONCURRENT_APPLIES", default_value_t = DEFAULT_MAX_CONCURRENT_APPLIES, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_concurrent_applies: u16,
+    /// Requests per second this replica sends to the Kubernetes API at most, on average: a
+    /// client-side token bucket, as client-go's QPS (a number from 1 to 10000; fractions are
+    /// allowed). A burst of approvals, or the backlog a new leader finds, then cannot flood the
+    /// API server that every other controller of the cluster shares.
+    ///
+    /// Why the default is 200: an approval costs the controller about four requests (the
+    /// webhook's SubjectAccessReview, the `Applying` compare-and-set, the final status and an
+    /// Event), so 200 requests a second let about 50 approvals a second through: the limit alone
+    /// would hold 1,000 approvals at once to about 18 s (after the burst), less than the API
+    /// server and the database take for them anyway, and a single approval never waits for a
+    /// token. client-go's default of 5 (burst 10) would hold those 1,000 approvals to over 13
+    /// minutes.
+    ///
+    /// The Lease renewals have a client and a bucket of their own: a flood of applies never
+    /// delays them. Watches take a token but never wait for one longer than a second.
+    #[arg(long, env = "SYNAPSOR_KUBE_API_QPS", default_value_t = DEFAULT_KUBE_API_QPS, value_parser = parse_kube_api_qps)]
+    pub kube_api_qps: f64,
+    /// Requests to the Kubernetes API this replica may send at once above the --kube-api-qps
+    /// rate, after a quiet period: the size of the token bucket (1 to 10000).
+    ///
+    /// Why the default is 400: two seconds at the default rate, enough for a batch of about 100
+    /// approvals (or a new leader's first backlog) to start at once, small enough that the API
+    /// server never sees more than that above the rate.
+    #[arg(long, env = "SYNAPSOR_KUBE_API_BURST", default_value_t = DEFAULT_KUBE_API_BURST, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub kube_api_burst: u32,
     #[command(flatten)]
     pub inject: InjectArgs,
+}
+
+/// Default of `--max-concurrent-applies`.
+pub const DEFAULT_MAX_CONCURRENT_APPLIES: u16 = 8;
+/// Default of `--kube-api-qps` (see its help for why).
+pub const DEFAULT_KUBE_API_QPS: f64 = 200.0;
+/// Default of `--kube-api-burst` (see its help for why).
+pub const DEFAULT_KUBE_API_BURST: u32 = 400;
+/// The range `--kube-api-qps` accepts.
+pub const KUBE_API_QPS_RANGE: std::ops::RangeInclusive<f64> = 1.0..=10_000.0;
+
+/// `--kube-api-qps`: requests per second within [`KUBE_API_QPS_RANGE`].
+fn parse_kube_api_qps(text: &str) -> Result<f64, String> {
+    let (lo, hi) = (KUBE_API_QPS_RANGE.start(), KUBE_API_QPS_RANGE.end());
+    let why = || format!("expected requests per second, a number from {lo} to {hi} (e.g. 200 or 12.5)");
+    let qps: f64 = text.trim().parse().map_err(|_| why())?;
+    if !qps.is_finite() || !KUBE_API_QPS_RANGE.contains(&qps) {
+        return Err(why());
+    }
+    Ok(qps)
 }
 
 /// The sidecar injector (`POST /inject-pods` on the webhook listener). Without --inject-image
@@ -259,7 +305,15 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         tls,
     } = load(&args)?;
     let ledger = Ledger::open(&args.ledger).map_err(StartError::Ledger)?;
-    let client = kube::Client::try_default().await.map_err(StartError::KubeConfig)?;
+    let metrics = Metrics::new();
+    let kube_config = kube::Config::infer()
+        .await
+        .map_err(|e| StartError::KubeConfig(kube::Error::InferConfig(e)))?;
+    let (qps, burst) = (args.kube_api_qps, args.kube_api_burst);
+    let client = rate_limit::client(kube_config.clone(), qps, burst, &metrics).map_err(StartError::KubeConfig)?;
+    // The Lease has a client, and so a bucket, of its own (as client-go's leader election): a
+    // backlog of applies waiting for tokens must never hold a renewal past the renew deadline.
+    let lease_client = rate_limit::client(kube_config, qps, burst, &metrics).map_err(StartError::KubeConfig)?;
     let identity = args
         .identity
         .clone()
@@ -272,7 +326,6 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         .unwrap_or_else(|| client.default_namespace().to_owned());
 
     let shutdown = CancellationToken::new();
-    let metrics = Metrics::new();
     let readiness = Arc::new(Readiness::default());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = ServerState {
@@ -290,6 +343,9 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         webhook = %args.webhook_addr,
         %identity,
         namespace = args.namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("(all)"),
+        max_concurrent_applies = args.max_concurrent_applies,
+        kube_api_qps = qps,
+        kube_api_burst = burst,
         "synapsor-controller starting"
     );
     let http_task = tokio::spawn(server::serve_http(
@@ -338,7 +394,7 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
     readiness.set_api_ready();
 
     let (lead_tx, lead_rx) = watch::channel(false);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &lease_ns);
+    let leases: Api<Lease> = Api::namespaced(lease_client, &lease_ns);
     let settings = LeaseSettings::new(args.lease_name.clone(), lease_ns.clone(), identity.clone());
     let election = tokio::spawn(leader::run(leases, settings, lead_tx, shutdown.clone()));
 
@@ -360,6 +416,7 @@ async fn run(args: RunArgs) -> Result<(), StartError> {
         env: Arc::new(ProcessEnv),
         clock: clock.clone(),
         retry_pause: Duration::from_secs(args.retry_pause_secs),
+        superseded: Default::default(),
     });
 
     loop {
@@ -481,5 +538,52 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn run_args(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let argv = [&["synapsor-controller", "run"][..], extra].concat();
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Run(args) => *args,
+            Command::Crd => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn the_api_rate_limit_has_sane_defaults_and_takes_fractions() {
+        // Only when the environment does not set them (the test process's own environment).
+        if std::env::var_os("SYNAPSOR_KUBE_API_QPS").is_none() && std::env::var_os("SYNAPSOR_KUBE_API_BURST").is_none()
+        {
+            let args = run_args(&[]).unwrap();
+            assert_eq!((args.kube_api_qps, args.kube_api_burst), (200.0, 400));
+        }
+        let args = run_args(&["--kube-api-qps", "12.5", "--kube-api-burst", "1"]).unwrap();
+        assert_eq!((args.kube_api_qps, args.kube_api_burst), (12.5, 1));
+        let args = run_args(&["--kube-api-qps", "10000", "--kube-api-burst", "10000"]).unwrap();
+        assert_eq!((args.kube_api_qps, args.kube_api_burst), (10_000.0, 10_000));
+    }
+
+    #[test]
+    fn bad_api_rate_limit_values_are_refused_with_the_range() {
+        for qps in ["0", "0.5", "-1", "10001", "NaN", "inf", "fast", ""] {
+            let err = run_args(&[&format!("--kube-api-qps={qps}")]).unwrap_err().to_string();
+            assert!(
+                err.contains("--kube-api-qps") && err.contains("a number from 1 to 10000"),
+                "{qps:?}: {err}"
+            );
+        }
+        for burst in ["0", "-1", "10001", "1.5", "many"] {
+            let err = run_args(&[&format!("--kube-api-burst={burst}")])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--kube-api-burst"), "{burst:?}: {err}");
+        }
     }
 }

@@ -60,7 +60,7 @@ pub enum Step {
     /// The current config refuses the apply: `Failed`, retried after a pause (the config may be
     /// fixed in between).
     Refuse(ApplyRefusal),
-    /// Apply: `Approved` then `Applying` (each a compare-and-set), then the executor. `resume`
+    /// Apply: `Applying` (a compare-and-set), then the executor. `resume`
     /// is an apply that a controller started and did not finish: the same idempotency key makes
     /// running it again safe.
     Apply { resume: bool },

@@ -19,6 +19,12 @@ pub struct Metrics {
     /// 1 while this replica holds the leader Lease.
     pub leader: IntGauge,
     pub apply_seconds: Histogram,
+    /// Requests to the Kubernetes API by verb (`get`, `watch`, `create`, `update`, `patch`,
+    /// `delete`), counted as they pass the client-side rate limit.
+    pub kube_api_requests: IntCounterVec,
+    /// How long each request to the Kubernetes API waited for a token of the client-side rate
+    /// limit (`--kube-api-qps`, `--kube-api-burst`); 0 for most.
+    pub kube_api_wait_seconds: Histogram,
 }
 
 impl Metrics {
@@ -66,6 +72,20 @@ impl Metrics {
         ))
         .unwrap_or_else(|_| unreachable!());
         let _ = registry.register(Box::new(apply_seconds.clone()));
+        let kube_api_requests = counter(
+            "synapsor_kube_api_requests_total",
+            "Requests to the Kubernetes API, by verb.",
+            "verb",
+        );
+        let kube_api_wait_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "synapsor_kube_api_rate_limit_wait_seconds",
+                "Time requests to the Kubernetes API waited for the client-side rate limit (--kube-api-qps).",
+            )
+            .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let _ = registry.register(Box::new(kube_api_wait_seconds.clone()));
         Metrics {
             registry,
             applies,
@@ -75,6 +95,8 @@ impl Metrics {
             injections,
             leader,
             apply_seconds,
+            kube_api_requests,
+            kube_api_wait_seconds,
         }
     }
 

@@ -2,12 +2,17 @@
 //!
 //! For each `Proposal` the elected replica observes its status, its verified (webhook-signed)
 //! decisions and the verdict of [`plan_apply`] on the *current* reviewed config, lets the pure
-//! [`decide`] choose the next [`Step`], and carries it out here: status writes (`Approved` then
-//! `Applying` as compare-and-sets on the `resourceVersion` before anything is written), the
-//! executor (the same as local mode's), the receipt in status, an Event, the metrics and the
-//! ledger. A proposal found in `Applying` (a controller died mid-apply) is applied again with the
-//! same idempotency key: the source's receipts table finds a write that already committed, so
-//! nothing is written twice, and the receipt records that write as the proposal's own.
+//! [`decide`] choose the next [`Step`], and carries it out here: status writes (`Applying` as a
+//! compare-and-set on the `resourceVersion` before anything is written), the executor (the same
+//! as local mode's), the receipt in status, an Event, the metrics and the ledger. A proposal
+//! found in `Applying` (a controller died mid-apply) is applied again with the same idempotency
+//! key: the source's receipts table finds a write that already committed, so nothing is written
+//! twice, and the receipt records that write as the proposal's own.
+//!
+//! The watch cache lags behind this replica's own status writes, and each write triggers another
+//! reconcile of the same proposal. A version this replica has itself replaced is known to be
+//! stale ([`Superseded`]): its reconcile waits for the newer one instead of spending a request
+//! on a compare-and-set bound to fail.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +57,57 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// The first pause after a failed apply; it doubles up to the last attempt.
     pub retry_pause: Duration,
+    /// Versions of proposals this replica's own status writes replaced.
+    pub superseded: Superseded,
+}
+
+/// The versions (`resourceVersion`) of proposals that this replica's own successful status
+/// writes replaced, by proposal uid. A reconcile of such a version reads a watch cache that has
+/// not caught up yet: whatever it decided would be a write bound to fail its compare-and-set (or
+/// worse, a write without one over a newer status). Only equality of versions is used, as the
+/// API conventions require. An entry goes when a version that is not in it is seen.
+#[derive(Debug, Default)]
+pub struct Superseded {
+    by_uid: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl Superseded {
+    /// Past this many proposals with entries, all are forgotten: each entry is only a saving (the
+    /// compare-and-sets are what keep the writes right), so memory stays bounded even for
+    /// proposals deleted before their newer version was seen.
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<String>>> {
+        self.by_uid.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that a write of this replica replaced `versions` of the proposal `uid`.
+    pub fn record(&self, uid: &str, versions: impl IntoIterator<Item = String>) {
+        let mut map = self.map();
+        if map.len() >= Self::MAX_ENTRIES && !map.contains_key(uid) {
+            map.clear();
+        }
+        let known = map.entry(uid.to_owned()).or_default();
+        for v in versions {
+            if !known.contains(&v) {
+                known.push(v);
+            }
+        }
+    }
+
+    /// True when `version` of `uid` was replaced by a write of this replica; otherwise the
+    /// entry of `uid` is forgotten (a version it does not hold is the newer one).
+    pub fn is_stale(&self, uid: &str, version: &str) -> bool {
+        let mut map = self.map();
+        match map.get(uid) {
+            Some(known) if known.iter().any(|v| v == version) => true,
+            Some(_) => {
+                map.remove(uid);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Ctx {
@@ -174,11 +230,22 @@ struct Reconciler<'a> {
     api: Api<Proposal>,
     cs: ChangeSet,
     id: String,
+    /// The versions of the proposal this reconcile has seen: the one it read, then the one each
+    /// of its writes returned. A successful write supersedes all of them.
+    versions: std::sync::Mutex<Vec<String>>,
 }
+
+/// How long a reconcile of a stale version waits at most for the watch to bring the newer one
+/// (it comes sooner: the write that replaced the version triggers a reconcile of its own).
+const STALE_RECHECK: Duration = Duration::from_secs(5);
 
 pub async fn reconcile(p: Arc<Proposal>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     if !*ctx.leading.borrow() {
         return Err(ReconcileError::NotLeader);
+    }
+    let version = p.resource_version().unwrap_or_default();
+    if ctx.superseded.is_stale(&p.uid().unwrap_or_default(), &version) {
+        return Ok(Action::requeue(STALE_RECHECK));
     }
     let status = p.status.clone().unwrap_or_default();
     let cs = p.spec.to_change_set();
@@ -203,6 +270,7 @@ pub async fn reconcile(p: Arc<Proposal>, ctx: Arc<Ctx>) -> Result<Action, Reconc
         api: Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default()),
         id: cs.proposal_id.clone(),
         cs,
+        versions: std::sync::Mutex::new(vec![version]),
     };
     r.carry_out(step, status, rejection, quorum, plan).await
 }
@@ -361,9 +429,13 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    /// `Approved` (from `Pending`), then `Applying`: each a compare-and-set on the
-    /// resourceVersion this reconcile read, so of two writers only one gets through; then the
-    /// same in the ledger. `Err(action)` when another writer won.
+    /// `Applying` (from `Pending`, `Approved` or a `Failed` attempt), with the `Approved`
+    /// condition and the approvals that counted: a compare-and-set on the resourceVersion this
+    /// reconcile read, so of two writers (or an approval and a rejection) only one gets through;
+    /// then the same in the ledger (`approved`, then `applying`). One status write, not an
+    /// `Approved` phase first: it would say nothing the condition does not, and each write is a
+    /// request to the API server that every other approval of a burst waits behind.
+    /// `Err(action)` when another writer won.
     async fn move_to_applying(
         &self,
         status: &ProposalStatus,
@@ -380,20 +452,7 @@ impl Reconciler<'_> {
             &self.now(),
         );
         let mut current = p.clone();
-        if phase == Phase::Pending {
-            let mut st = status.clone();
-            st.phase = Some(Phase::Approved);
-            st.approvals = approval_statuses(quorum);
-            st.approvals_summary = Some(summary.clone());
-            st.message = Some(format!("approved ({summary} verified approvals)"));
-            st.conditions = vec![approved.clone()];
-            current.status = Some(st);
-            current = match self.replace_status(&current).await? {
-                Ok(updated) => updated,
-                Err(action) => return Ok(Err(action)),
-            };
-        }
-        let mut st = current.status.clone().unwrap_or_default();
+        let mut st = status.clone();
         st.phase = Some(Phase::Applying);
         st.approvals = approval_statuses(quorum);
         st.approvals_summary = Some(summary);
@@ -446,7 +505,10 @@ impl Reconciler<'_> {
             .replace_status(&self.p.name_any(), &PostParams::default(), current)
             .await
         {
-            Ok(updated) => Ok(Ok(updated)),
+            Ok(updated) => {
+                self.wrote(&updated);
+                Ok(Ok(updated))
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Err(Action::requeue(Duration::from_millis(200)))),
             Err(e) => Err(e.into()),
         }
@@ -576,10 +638,24 @@ impl Reconciler<'_> {
             path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
             value: serde_json::to_value(st).unwrap_or(Value::Null),
         })]);
-        self.api
+        let updated = self
+            .api
             .patch_status(&self.p.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch))
             .await?;
+        self.wrote(&updated);
         Ok(())
+    }
+
+    /// After a successful status write that returned `updated`: every version seen before is
+    /// stale now.
+    fn wrote(&self, updated: &Proposal) {
+        let mut versions = self.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.ctx
+            .superseded
+            .record(&self.p.uid().unwrap_or_default(), versions.iter().cloned());
+        if let Some(v) = updated.resource_version() {
+            versions.push(v);
+        }
     }
 
     /// Ends a proposal without an apply.
@@ -653,5 +729,35 @@ impl Reconciler<'_> {
         }
         tracing::info!(proposal = %p.name_any(), phase = phase.as_str(), reason, "proposal finished");
         Ok(Action::await_change())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Superseded;
+
+    #[test]
+    fn a_version_this_replica_replaced_is_stale_until_a_newer_one_is_seen() {
+        let s = Superseded::default();
+        assert!(!s.is_stale("uid-1", "10"), "nothing recorded: nothing is stale");
+        s.record("uid-1", ["10".to_owned()]);
+        s.record("uid-1", ["10".to_owned(), "11".to_owned()]);
+        assert!(s.is_stale("uid-1", "10"));
+        assert!(s.is_stale("uid-1", "11"));
+        assert!(!s.is_stale("uid-2", "10"), "per proposal");
+        // The newer version (the write's own) is not stale, and seeing it forgets the entry.
+        assert!(!s.is_stale("uid-1", "12"));
+        assert!(!s.is_stale("uid-1", "10"));
+    }
+
+    #[test]
+    fn the_record_stays_bounded() {
+        let s = Superseded::default();
+        for i in 0..Superseded::MAX_ENTRIES + 10 {
+            s.record(&format!("uid-{i}"), [String::from("1")]);
+        }
+        assert!(s.map().len() <= Superseded::MAX_ENTRIES);
+        let last = format!("uid-{}", Superseded::MAX_ENTRIES + 9);
+        assert!(s.is_stale(&last, "1"), "the latest entries are kept");
     }
 }

@@ -190,6 +190,33 @@ fn chart_lints_and_renders_a_controller_the_binary_accepts() {
         env_value(container, "SYNAPSOR_INJECT_IMAGE").is_none(),
         "injection is off by default"
     );
+    // The chart's defaults of the apply concurrency and the API rate limit are the binary's.
+    use synapsor_controller::cli::{DEFAULT_KUBE_API_BURST, DEFAULT_KUBE_API_QPS, DEFAULT_MAX_CONCURRENT_APPLIES};
+    for (name, default) in [
+        (
+            "SYNAPSOR_MAX_CONCURRENT_APPLIES",
+            DEFAULT_MAX_CONCURRENT_APPLIES.to_string(),
+        ),
+        ("SYNAPSOR_KUBE_API_QPS", DEFAULT_KUBE_API_QPS.to_string()),
+        ("SYNAPSOR_KUBE_API_BURST", DEFAULT_KUBE_API_BURST.to_string()),
+    ] {
+        assert_eq!(env_value(container, name), Some(default.as_str()), "{name}");
+    }
+    // `--set` reads 12.5 as a string: a fraction comes from --set-json or a values file.
+    for (how, qps) in [("--set", "50"), ("--set-json", "12.5")] {
+        let tuned = render(
+            &helm,
+            &[
+                how,
+                &format!("controller.kubeApiQps={qps}"),
+                "--set",
+                "controller.kubeApiBurst=30",
+            ],
+        );
+        let tuned = controller_container(&tuned);
+        assert_eq!(env_value(tuned, "SYNAPSOR_KUBE_API_QPS"), Some(qps));
+        assert_eq!(env_value(tuned, "SYNAPSOR_KUBE_API_BURST"), Some("30"));
+    }
     // The probes and ports are the ones the binary serves.
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -575,6 +602,11 @@ fn bad_values_are_refused() {
     let Some(helm) = helm() else { return };
     for args in [
         vec!["--set", "controller.replicas=two"],
+        vec!["--set", "controller.kubeApiQps=0"],
+        vec!["--set", "controller.kubeApiQps=fast"],
+        vec!["--set", "controller.kubeApiQps=20000"],
+        vec!["--set", "controller.kubeApiBurst=0"],
+        vec!["--set", "controller.kubeApiBurst=1.5"],
         vec!["--set", "webhook.tls.mode=none"],
         vec![
             "--set",

@@ -22,7 +22,7 @@ use serde_json::Value;
 use sqlx::Connection;
 use synapsor_controller::leader::LeaseSettings;
 use synapsor_core::context::{Clock, SystemClock};
-use synapsor_kube::review::{effective_phase, is_terminal, recorded_approvals};
+use synapsor_kube::review::{effective_phase, recorded_approvals};
 use synapsor_kube::{ANNOTATION_APPROVE, Phase, Proposal, object_name};
 
 /// The leading replica's identity. A restart keeps it, as a container restarted in its pod
@@ -109,19 +109,6 @@ async fn start_leader(fx: &mut Fixture) -> usize {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     i
-}
-
-/// The proposals that are not terminal yet, as `name (phase: message)`.
-async fn unfinished(api: &Api<Proposal>) -> Vec<String> {
-    let list = api.list(&ListParams::default()).await.unwrap();
-    list.items
-        .iter()
-        .filter(|p| !is_terminal(p))
-        .map(|p| {
-            let message = p.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
-            format!("{} ({}: {message})", p.name_any(), effective_phase(p))
-        })
-        .collect()
 }
 
 /// Approves every proposal in `queue` as the first approver with `kubectl annotate`, a random

@@ -59,7 +59,21 @@ pub fn webhook_host() -> String {
     std::env::var("SYNAPSOR_K8S_WEBHOOK_HOST").unwrap_or_else(|_| "127.0.0.1".into())
 }
 
+/// The binary `name` the tests run: `SYNAPSOR_CONTROLLER_BIN` or `SYNAPSOR_RUNNER_BIN` when set
+/// (the benchmark runs release builds), else this workspace's build next to the test.
 pub fn bin(name: &str) -> PathBuf {
+    let var = match name {
+        "synapsor-controller" => Some("SYNAPSOR_CONTROLLER_BIN"),
+        "synapsor-runner" => Some("SYNAPSOR_RUNNER_BIN"),
+        _ => None,
+    };
+    if let Some(var) = var
+        && let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty())
+    {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{var}={} is not a file", path.display());
+        return path;
+    }
     let controller = PathBuf::from(env!("CARGO_BIN_EXE_synapsor-controller"));
     if name == "synapsor-controller" {
         return controller;
@@ -832,4 +846,22 @@ mod base64_engine {
         }
         out
     }
+}
+
+/// The proposals that are not terminal yet, as `name (phase: message)`.
+#[allow(dead_code)]
+pub async fn unfinished(api: &Api<Proposal>) -> Vec<String> {
+    let list = api.list(&kube::api::ListParams::default()).await.unwrap();
+    list.items
+        .iter()
+        .filter(|p| !synapsor_kube::review::is_terminal(p))
+        .map(|p| {
+            let message = p.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+            format!(
+                "{} ({}: {message})",
+                p.name_any(),
+                synapsor_kube::review::effective_phase(p)
+            )
+        })
+        .collect()
 }
