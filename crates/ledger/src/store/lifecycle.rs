@@ -489,13 +489,12 @@ fn write_proposal(conn: &Connection, p: ProposalJob) -> Result<ProposalInsert> {
         mut cs_json,
     } = p;
     let open: Option<String> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT proposal_id FROM proposals
              WHERE digest = ?1 AND state IN ('pending_review', 'shadow')
              ORDER BY created_at, rowid LIMIT 1",
-            [&cs.digest],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([&cs.digest], |r| r.get(0))
         .optional()?;
 
     if let Some(existing_id) = open {
