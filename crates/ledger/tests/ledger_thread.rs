@@ -514,3 +514,26 @@ async fn timing_8_tasks_2000_reads() {
         );
     }
 }
+
+/// Kubernetes mode: a proposal recorded through the thread is then marked as managed by its
+/// `Proposal` resource in a closure of its own, which opens a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_then_a_closure_that_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("local.db")).unwrap();
+    let inserted = within(ledger.record_proposal(evidence("ev_m", &ts(1)), audit(&ts(1)), change_set("prop_m", 0)))
+        .await
+        .unwrap();
+    let ProposalInsert::Created(record) = inserted else {
+        panic!("not created")
+    };
+    let id = record.change_set.proposal_id.clone();
+    let marked = within(ledger.with_store(move |s| s.set_managed_by(&id, "kubernetes:billing/prop-m", &ts(2))))
+        .await
+        .unwrap();
+    assert!(marked);
+    // And a read after it.
+    within(ledger.record_read(evidence("ev_n", &ts(3)), audit(&ts(3))))
+        .await
+        .unwrap();
+}

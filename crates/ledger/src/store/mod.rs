@@ -111,6 +111,11 @@ impl LedgerStore {
         // returns, so it survives the process dying in any way, including kill -9; only an OS
         // crash or power loss can lose the last few commits, and never corrupts the store.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Savepoints (group commit gives each record of a batch one) keep a statement journal,
+        // which SQLite writes to a temporary file in /tmp or the working folder by default. A
+        // sidecar runs with a read-only root filesystem, where that file cannot be created and
+        // every batch failed with a disk I/O error: temporary files stay in memory instead.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         Ok(LedgerStore {
