@@ -254,40 +254,37 @@ struct RpcProbe {
     method: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads a POST body (at most [`MAX_BODY`]) and checks it is JSON; returns the request rebuilt,
-/// the JSON-RPC id of a request in it (not of a notification or a response), and the body.
-async fn read_json_body(req: Request<Body>) -> Result<(Request<Body>, Option<String>, axum::body::Bytes), Response> {
+/// Reads a POST body whole, at most [`MAX_BODY`].
+async fn read_body(req: Request<Body>) -> Result<(axum::http::request::Parts, axum::body::Bytes), Response> {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return Err(rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                serde_json::Value::Null,
-                -32600,
-                "Invalid Request: the body is larger than 1 MiB",
-            ));
-        }
-    };
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(_) => Err(rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            serde_json::Value::Null,
+            -32600,
+            "Invalid Request: the body is larger than 1 MiB",
+        )),
+    }
+}
+
+/// A POST body that is not JSON.
+struct NotJson;
+
+/// Checks that a body is JSON and returns the JSON-RPC id of a request in it (not of a
+/// notification or a response).
+fn probe_id(bytes: &[u8]) -> Result<Option<String>, NotJson> {
     // One validating pass that builds nothing but the id: rmcp parses the message itself.
-    let id = match serde_json::from_slice::<RpcProbe>(&bytes) {
-        Ok(probe) => probe
+    match serde_json::from_slice::<RpcProbe>(bytes) {
+        Ok(probe) => Ok(probe
             .method
             .and(probe.id)
             .filter(|id| !id.is_null())
-            .map(|id| id.to_string()),
+            .map(|id| id.to_string())),
         // Valid JSON that is not one object (a batch, a scalar) is rmcp's to answer.
-        Err(e) if e.is_data() => None,
-        Err(_) => {
-            return Err(rpc_error(
-                StatusCode::BAD_REQUEST,
-                serde_json::Value::Null,
-                -32700,
-                "Parse error",
-            ));
-        }
-    };
-    Ok((Request::from_parts(parts, Body::from(bytes.clone())), id, bytes))
+        Err(e) if e.is_data() => Ok(None),
+        Err(_) => Err(NotJson),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -476,19 +473,23 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request<Body>, next: Next) 
     let is_post = req.method() == axum::http::Method::POST;
     let mut rpc_id = None;
     if is_post {
-        match read_json_body(req).await {
-            Ok((r, id, body)) => {
-                req = r;
-                rpc_id = id;
-                if let Some(server) = &g.direct {
-                    let caller = req.extensions().get::<Caller>().cloned().unwrap_or_default();
-                    if let Some(answer) = super::direct::answer(server, req.headers(), &body, &caller).await {
-                        return answer;
-                    }
-                }
-            }
+        let (parts, body) = match read_body(req).await {
+            Ok(read) => read,
             Err(resp) => return resp,
+        };
+        // Stateless: a plain ping or tool call is answered here, its body parsed once; whatever
+        // the direct path does not take (malformed JSON too) goes on to the checks below.
+        if let Some(server) = &g.direct {
+            let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_default();
+            if let Some(answer) = super::direct::answer(server, &parts.headers, &body, &caller).await {
+                return answer;
+            }
         }
+        rpc_id = match probe_id(&body) {
+            Ok(id) => id,
+            Err(NotJson) => return rpc_error(StatusCode::BAD_REQUEST, serde_json::Value::Null, -32700, "Parse error"),
+        };
+        req = Request::from_parts(parts, Body::from(body));
     }
     // One request per id in flight on a session: a second would never be answered.
     let id_in_flight = match (&session_id, rpc_id) {

@@ -373,6 +373,12 @@ impl ReadRecord {
         self.evidence.proposal_id = Some(id.to_owned());
         self.audit.proposal_id = Some(id.to_owned());
     }
+
+    /// Inserts the evidence bundle, then the audit row linked to it.
+    fn insert(&self, conn: &Connection) -> Result<()> {
+        insert_evidence_row(conn, &self.evidence, &self.items_json)?;
+        insert_audit(conn, &self.audit)
+    }
 }
 
 /// A query audit row on its own, ready to insert.
@@ -462,8 +468,7 @@ fn write_read(conn: &Connection, r: ReadRecord) -> Result<()> {
     if let Some(pid) = &r.evidence.proposal_id {
         require_proposal(conn, pid)?;
     }
-    insert_evidence_row(conn, &r.evidence, &r.items_json)?;
-    insert_audit(conn, &r.audit)
+    r.insert(conn)
 }
 
 fn write_query_audit(conn: &Connection, AuditRecord(audit): AuditRecord) -> Result<()> {
@@ -500,8 +505,7 @@ fn write_proposal(conn: &Connection, p: ProposalJob) -> Result<ProposalInsert> {
     if let Some(existing_id) = open {
         let record = load_verified(conn, &existing_id)?;
         read.link_to(&existing_id);
-        insert_evidence_row(conn, &read.evidence, &read.items_json)?;
-        insert_audit(conn, &read.audit)?;
+        read.insert(conn)?;
         insert_event(
             conn,
             &existing_id,
@@ -538,8 +542,7 @@ fn write_proposal(conn: &Connection, p: ProposalJob) -> Result<ProposalInsert> {
         &cs.created_at,
     )?;
     read.link_to(&final_id);
-    insert_evidence_row(conn, &read.evidence, &read.items_json)?;
-    insert_audit(conn, &read.audit)?;
+    read.insert(conn)?;
     insert_event(
         conn,
         &final_id,
